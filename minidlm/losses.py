@@ -1,0 +1,187 @@
+"""Losses: entropy, cross-entropy and KL (lesson 03), the AR loss (lesson 06), the MDLM NELBO in
+continuous and T-step form and the LLaDA loss (lesson 05).
+
+Shapes: logits (B, L, V), token ids (B, L), t per sequence (B,). Everything is in nats unless
+``base=2`` asks for bits. Reductions: ``"none"`` (B, L) per position, ``"sequence"`` (B,) summed
+over each sequence, ``"token"`` a scalar: total over the batch / number of counted tokens.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ._validate import check_choice, check_tensor
+from .schedules import get_schedule
+
+REDUCTIONS = ("none", "sequence", "token")
+
+
+# ---------------------------------------------------------------- distributions (lesson 03)
+def _probs(name: str, p, dim: int) -> torch.Tensor:
+    p = p if isinstance(p, torch.Tensor) else torch.as_tensor(p, dtype=torch.float64)
+    if not p.dtype.is_floating_point:
+        p = p.double()
+    if p.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty probability vector")
+    if (p < 0).any() or p.isnan().any():
+        raise ValueError(f"{name}: expected non-negative probabilities")
+    total = p.sum(dim)
+    if not torch.allclose(total, torch.ones_like(total), atol=1e-4):
+        raise ValueError(f"{name}: expected probabilities summing to 1 along dim {dim}, got sums {total.flatten()[:4].tolist()}")
+    return p
+
+
+def _in_base(x: torch.Tensor, base) -> torch.Tensor:
+    return x if base is None else x / math.log(base)
+
+
+def entropy(p, base: float | None = None, dim: int = -1) -> torch.Tensor:
+    """H(p) = -sum_k p_k log p_k (0 log 0 = 0). ``base=2`` gives bits. Lesson 03."""
+    p = _probs("p", p, dim)
+    return _in_base(-torch.special.xlogy(p, p).sum(dim), base)
+
+
+def cross_entropy(p, q, base: float | None = None, dim: int = -1) -> torch.Tensor:
+    """H(p, q) = -sum_k p_k log q_k: the mean code length for p with a code built for q. Lesson 03."""
+    p, q = _probs("p", p, dim), _probs("q", q, dim)
+    if p.shape != q.shape:
+        raise ValueError(f"p, q: expected the same shape, got {tuple(p.shape)} and {tuple(q.shape)}")
+    return _in_base(-torch.special.xlogy(p, q).sum(dim), base)
+
+
+def kl_divergence(p, q, base: float | None = None, dim: int = -1) -> torch.Tensor:
+    """D_KL(p || q) = H(p, q) - H(p) >= 0; equals H(p, q) when p is one-hot. Lesson 03."""
+    return cross_entropy(p, q, base, dim) - entropy(p, base, dim)
+
+
+# ---------------------------------------------------------------- per-position pieces
+def token_cross_entropy(logits, targets) -> torch.Tensor:
+    """-log softmax(logits)[target] at every position, float32, shape (B, L)."""
+    check_tensor("logits", logits, ndim=3, dtype_kind="float")
+    check_tensor("targets", targets, ndim=2, dtype_kind="int")
+    if logits.shape[:2] != targets.shape:
+        raise ValueError(f"logits, targets: expected logits (B, L, V) to match targets (B, L), got {tuple(logits.shape)} and {tuple(targets.shape)}")
+    B, L, V = logits.shape
+    ce = F.cross_entropy(logits.float().reshape(B * L, V), targets.reshape(B * L), reduction="none")
+    return ce.view(B, L)  # (B, L)
+
+
+def subs_logits(logits, mask_id: int) -> torch.Tensor:
+    """SUBS parameterization (MDLM): the model never predicts [MASK]: its logit is -inf."""
+    if not 0 <= mask_id < logits.shape[-1]:
+        raise ValueError(f"mask_id: expected an id in [0, {logits.shape[-1]}), got {mask_id}")
+    out = logits.clone()
+    out[..., mask_id] = float("-inf")
+    return out
+
+
+def _reduce(per_pos: torch.Tensor, counted: torch.Tensor, reduction: str) -> torch.Tensor:
+    check_choice("reduction", reduction, REDUCTIONS)
+    if reduction == "none":
+        return per_pos                                   # (B, L)
+    if reduction == "sequence":
+        return per_pos.sum(1)                            # (B,)
+    return per_pos.sum() / counted.sum().clamp(min=1)    # scalar, per counted token
+
+
+def _counted(x0: torch.Tensor, pad_id: int | None) -> torch.Tensor:
+    return torch.ones_like(x0, dtype=torch.bool) if pad_id is None else x0 != pad_id
+
+
+def masked_cross_entropy(logits, x0, xt, mask_id: int) -> torch.Tensor:
+    """-log x_theta(x_t)[x0] at masked positions of x_t, 0 at clean ones (they are copied
+    through under SUBS and cost nothing). Shape (B, L)."""
+    check_tensor("xt", xt, ndim=2, dtype_kind="int")
+    if xt.shape != x0.shape:
+        raise ValueError(f"xt, x0: expected the same shape, got {tuple(xt.shape)} and {tuple(x0.shape)}")
+    is_mask = xt == mask_id
+    ce = token_cross_entropy(subs_logits(logits, mask_id), x0)
+    return torch.where(is_mask, ce, torch.zeros_like(ce))
+
+
+def _per_seq_weight(name, w, B, device) -> torch.Tensor:
+    w = torch.as_tensor(w, dtype=torch.float32, device=device)
+    if w.dim() == 0:
+        w = w.expand(B)
+    if w.numel() != B:
+        raise ValueError(f"{name}: expected a scalar or one value per sequence (B={B}), got {w.numel()}")
+    return w.reshape(B, 1).float()
+
+
+# ---------------------------------------------------------------- AR (lesson 06)
+def ar_loss(logits, x0, reduction: str = "token", ignore_id: int | None = None) -> torch.Tensor:
+    """Next-token cross-entropy: logits at position i predict x0[i + 1].
+    With reduction "none" the result is (B, L - 1). ``ignore_id`` targets cost 0 and are not counted."""
+    check_tensor("x0", x0, ndim=2, dtype_kind="int")
+    ce = token_cross_entropy(logits[:, :-1], x0[:, 1:])   # (B, L-1)
+    counted = _counted(x0[:, 1:], ignore_id)
+    return _reduce(torch.where(counted, ce, torch.zeros_like(ce)), counted, reduction)
+
+
+# ---------------------------------------------------------------- the NELBO (lesson 05)
+def mdlm_nelbo(logits, x0, xt, t, mask_id: int, schedule="loglinear", reduction: str = "token",
+               pad_id: int | None = None) -> torch.Tensor:
+    """One-sample estimate of MDLM's continuous-time NELBO:
+
+        L = E_t E_{x_t ~ q} [ w(t) * sum_{l : x_t^l = [MASK]} -log x_theta^l(x_t)[x0^l] ],
+        w(t) = -alpha'(t) / (1 - alpha(t))   (= 1/t for log-linear).
+
+    t: (B,) times at which x_t was drawn. "token" reduction divides by the counted (non-PAD)
+    tokens, giving a bound on the per-token negative log-likelihood; exp of it bounds perplexity.
+    """
+    check_tensor("x0", x0, ndim=2, dtype_kind="int")
+    w = _per_seq_weight("t", get_schedule(schedule).weight(torch.as_tensor(t, dtype=torch.float64)), x0.shape[0], logits.device)
+    per_pos = w * masked_cross_entropy(logits, x0, xt, mask_id)   # (B, L)
+    return _reduce(per_pos, _counted(x0, pad_id), reduction)
+
+
+def discrete_nelbo(logits, x0, xt, t, s, T: int, mask_id: int, schedule="loglinear",
+                   reduction: str = "token", pad_id: int | None = None) -> torch.Tensor:
+    """One-sample estimate of the T-step NELBO (diffusion term; the prior and reconstruction
+    terms vanish for masking with alpha(0) = 1, alpha(1) = 0):
+
+        L_T = sum_{i=1}^{T} E_{x_t(i)} [ (alpha_s - alpha_t)/(1 - alpha_t) * sum_masked -log x_theta(x_t)[x0] ],
+        t(i) = i/T, s = (i-1)/T.
+
+    Drawing one step i ~ U{1..T} per sequence (``forward.sample_discrete_times``) and multiplying by
+    T makes it unbiased. L_T >= the continuous NELBO, and decreases towards it as T grows.
+    """
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T: expected an int >= 1, got {T!r}")
+    sched = get_schedule(schedule)
+    t64, s64 = torch.as_tensor(t, dtype=torch.float64), torch.as_tensor(s, dtype=torch.float64)
+    a_t, a_s = sched.alpha(t64), sched.alpha(s64)
+    w = _per_seq_weight("t", T * (a_s - a_t) / (1 - a_t), x0.shape[0], logits.device)
+    per_pos = w * masked_cross_entropy(logits, x0, xt, mask_id)
+    return _reduce(per_pos, _counted(x0, pad_id), reduction)
+
+
+def llada_loss(logits, x0, xt, p_mask, mask_id: int) -> torch.Tensor:
+    """LLaDA's pretraining loss: sum over masked tokens of CE / p_mask, divided by B * L (all
+    tokens, not the masked count).
+
+    Exact relation (tested): with the log-linear schedule alpha_t = 1 - t the masking probability
+    is p_mask = t and the NELBO weight is 1/t, so for the same (x0, x_t, t)
+
+        llada_loss = mdlm_nelbo(..., reduction="token")  (no PAD),
+
+    i.e. LLaDA's loss is MDLM's per-token NELBO estimate: the same objective under another name.
+    """
+    check_tensor("x0", x0, ndim=2, dtype_kind="int")
+    B, L = x0.shape
+    p = _per_seq_weight("p_mask", p_mask, B, logits.device)
+    if (p <= 0).any() or (p > 1).any():
+        raise ValueError("p_mask: expected values in (0, 1]")
+    return (masked_cross_entropy(logits, x0, xt, mask_id) / p).sum() / (B * L)
+
+
+def perplexity(nll_per_token) -> torch.Tensor:
+    """exp(NLL per token in nats). Applied to a NELBO it is an upper bound on perplexity."""
+    return torch.exp(torch.as_tensor(nll_per_token, dtype=torch.float64))
+
+
+def bits_per_token(nll_per_token) -> torch.Tensor:
+    """Convert nats per token to bits per token."""
+    return torch.as_tensor(nll_per_token, dtype=torch.float64) / math.log(2)
