@@ -6,6 +6,7 @@ the shipped corpus, masked at t = 0.1 ... 1.0 (each token is [MASK] with probabi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -54,6 +55,23 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train import TrainConfig, train
+
+    overrides = {k: v for k, v in (("d_model", args.d_model), ("n_layer", args.n_layer),
+                                   ("n_head", args.n_head)) if v is not None}
+    cfg = TrainConfig(objective=args.objective, preset=args.preset, model_overrides=overrides,
+                      data=args.data, tokenizer=args.tokenizer, seq_len=args.seq_len,
+                      batch_size=args.batch_size, steps=args.steps, lr=args.lr, warmup=args.warmup,
+                      eval_every=args.eval_every, ckpt_every=args.ckpt_every, out=args.out,
+                      seed=args.seed, device=args.device, compile=args.compile, resume=args.resume,
+                      peak_tflops=args.peak_tflops, progress=not args.no_progress,
+                      max_seconds=args.max_seconds)
+    summary = train(cfg)
+    print(json.dumps(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minidlm", description="minidlm: learn diffusion language models by building one")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -61,6 +79,31 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="which story and which masks")
     d.add_argument("--no-colour", "--no-color", action="store_true", help="plain text output")
     d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train", help="train a model (lesson 06)")
+    t.add_argument("--objective", default="mdm", help="ar or mdm")
+    t.add_argument("--preset", default="nano", help="model size: nano (CPU) or small (GPU)")
+    t.add_argument("--d-model", type=int, help="override the preset's width")
+    t.add_argument("--n-layer", type=int, help="override the preset's depth")
+    t.add_argument("--n-head", type=int, help="override the preset's heads")
+    t.add_argument("--data", help="a .txt file or folder (default: the shipped tiny tales)")
+    t.add_argument("--tokenizer", help="tokenizer JSON for --data (default: train a BPE)")
+    t.add_argument("--seq-len", type=int, default=64)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--warmup", type=int, default=100)
+    t.add_argument("--eval-every", type=int, default=250)
+    t.add_argument("--ckpt-every", type=int, default=500)
+    t.add_argument("--out", default="runs/default", help="run folder")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.*")
+    t.add_argument("--peak-tflops", type=float, help="accelerator peak TFLOP/s, to log MFU")
+    t.add_argument("--max-seconds", type=float, help="stop and checkpoint after this wall time")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
     return ap
 
 

@@ -1,0 +1,94 @@
+"""Turn a training run into a shipped checkpoint with its card.
+
+    python data/checkpoints/ship.py --run runs/ship-mdm --name tales-mdm-nano \
+        --command "python -m minidlm train ..." [--samples 64]
+
+Writes data/checkpoints/NAME/ (bf16 weights as safetensors, model.json, tokenizer.json, card.json).
+The card records the exact command, steps, wall time, machine, the validation loss of the
+*shipped* (bf16) weights as computed by minidlm.train.evaluate (a test reproduces it), and for
+the stories sampled from the model the tiny-tales checker's scores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from minidlm.checkpoint import export_model, load_model
+from minidlm.data import tales_blocks
+from minidlm.evaluate import sample_stories, story_report
+from minidlm.tokenizer import load_tokenizer
+from minidlm.train import TrainConfig, evaluate
+
+HERE = Path(__file__).resolve().parent
+
+
+def val_loss_of(model, tok, train_cfg: dict) -> float:
+    """The validation loss exactly as training computed it (same split, seeds and batches)."""
+    cfg = TrainConfig(**{**train_cfg, "progress": False, "resume": False})
+    _, val = tales_blocks(tok, L=cfg.seq_len, seed=cfg.seed)
+    return evaluate(model, val, cfg, tok.mask_id, torch.device("cpu"), nullcontext())
+
+
+def machine() -> str:
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, {platform.system()}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--command", required=True, help="the exact training command, for the card")
+    ap.add_argument("--tag", default="best")
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    run, dst = Path(a.run), HERE / a.name
+    log = [json.loads(l) for l in open(run / "log.jsonl")]
+    info = json.loads((run / f"{a.tag}.json").read_text())
+    train_state = info.get("train_state", info)
+    train_cfg = train_state["train_config"]
+    export_model(run, dst, tag=a.tag, dst_tag="model", dtype=torch.bfloat16)
+    shutil.copy(run / "tokenizer.json", dst / "tokenizer.json")
+    model, _ = load_model(dst, tag="model")
+    tok = load_tokenizer(dst / "tokenizer.json")
+    t0 = time.time()
+    val = val_loss_of(model, tok, train_cfg)
+    card = {
+        "name": a.name, "objective": train_cfg["objective"], "command": a.command,
+        "steps": train_state["step"], "batch_size": train_cfg["batch_size"], "seq_len": train_cfg["seq_len"],
+        "train_tokens": train_state["step"] * train_cfg["batch_size"] * train_cfg["seq_len"],
+        "wall_time_s": max((r.get("elapsed_s", 0) for r in log), default=None),
+        "machine": machine(), "params": model.num_params(),
+        "val_loss_at_training": train_state.get("val_loss"),
+        "val_loss": val, "val_loss_note": "nats/token on the tiny-tales validation split; a NELBO bound for mdm; "
+                                          "computed with minidlm.train.evaluate on the shipped bf16 weights",
+        "config": model.config.to_dict(),
+    }
+    if a.samples:
+        objective = train_cfg["objective"]
+        settings = [dict(objective=objective)] if objective == "ar" else [
+            dict(objective="mdm", steps=32, remasking="low_confidence"),
+            dict(objective="mdm", steps=32, remasking="random"),
+            dict(objective="mdm", steps=63, remasking="low_confidence"),
+            dict(objective="mdm", steps=8, remasking="low_confidence")]
+        card["quality"] = []
+        for s in settings:
+            texts = sample_stories(model, tok, a.samples, seed=a.seed, **s)
+            rep = story_report(texts)
+            card["quality"].append({**s, "n": a.samples, "seed": a.seed, **rep, "example": texts[0]})
+            print(json.dumps(card["quality"][-1]))
+    card["card_seconds"] = time.time() - t0
+    (dst / "card.json").write_text(json.dumps(card, indent=1))
+    print(json.dumps({k: v for k, v in card.items() if k != "quality"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Factorized reverse sampling (lessons 07, 08, 11).
+
+A masked diffusion model predicts, for every [MASK], a distribution over the clean token given
+everything visible. A sampler starts from all [MASK] (plus any prompt) and, step by step, commits
+some masked positions to tokens drawn from those predictions; a committed token never changes.
+Samplers differ only in *which* positions they commit at each step:
+
+  ``generate(..., remasking="low_confidence")``  LLaDA: a fixed count per step, the most confident
+                                                  candidates first (easy tokens first);
+  ``generate(..., remasking="random")``          the same count, positions chosen at random;
+  ``block_length=...``                            semi-autoregressive: blocks left to right.
+
+``generate_ar`` is the autoregressive baseline with a KV cache. Every sampler returns the final
+tokens and a ``Trace`` (the state after each step, when each position was revealed, the
+confidences, the number of network calls) that the lessons replay and animate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ._validate import check_choice, check_positive_int, check_tensor, make_generator
+
+REMASKING = ("low_confidence", "random")
+
+
+@dataclass
+class Trace:
+    """What a sampler did, step by step (CPU tensors).
+
+    states:      list of (B, L) token ids after each step (states[0] is the start);
+    reveal_step: (B, L) int, the step (1-based) at which each position was committed; 0 for
+                 positions given from the start (prompt, infilling context);
+    confidences: list of (B, L) float, the confidence of each masked position's candidate at that
+                 step (nan where nothing was masked);
+    nfe:         number of network calls (function evaluations).
+    """
+    states: list = field(default_factory=list)
+    reveal_step: torch.Tensor | None = None
+    confidences: list = field(default_factory=list)
+    nfe: int = 0
+
+    @property
+    def final(self) -> torch.Tensor:
+        return self.states[-1]
+
+    @property
+    def steps(self) -> int:
+        return len(self.states) - 1
+
+    def state_at(self, step: int) -> torch.Tensor:
+        """Rebuild the state after ``step`` from the final tokens and the reveal steps alone: equal
+        to ``states[step]`` when revealed tokens never change (tested)."""
+        mask_id = self._mask_id
+        keep = self.reveal_step <= step
+        return torch.where(keep, self.final, torch.full_like(self.final, mask_id))
+
+    _mask_id: int = -1
+
+
+# ---------------------------------------------------------------- candidate tokens
+def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """Keep the top-k logits and/or the smallest set whose probability reaches top_p; -inf elsewhere."""
+    if top_k is not None:
+        check_positive_int("top_k", top_k)
+        k = min(top_k, logits.shape[-1])
+        kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p: expected a value in (0, 1], got {top_p}")
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits.float(), -1)
+        drop = probs.cumsum(-1) - probs > top_p            # mass before this token already >= top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return logits
+
+
+def draw_candidates(logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
+    """Sample token ids from softmax(logits / temperature) by the Gumbel-max trick, with the Gumbel
+    noise in float64 (low-precision noise lowers diversity: Zheng et al. 2024). temperature 0 = argmax."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    u = torch.rand(logits.shape, generator=generator, dtype=torch.float64,
+                   device=generator.device if generator is not None else logits.device).to(logits.device)
+    gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
+    return (logits.double() / temperature + gumbel).argmax(-1)
+
+
+def _check_common(model, steps, temperature):
+    if not isinstance(model, torch.nn.Module) and not callable(model):
+        raise ValueError("model: expected a callable returning logits (B, L, V)")
+    check_positive_int("steps", steps)
+    if not isinstance(temperature, (int, float)) or temperature < 0:
+        raise ValueError(f"temperature: expected a number >= 0, got {temperature!r}")
+
+
+def _start(L, batch_size, mask_id, prompt, device):
+    """All-[MASK] start with the prompt (B, P) or (P,) written at the front."""
+    check_positive_int("length", L)
+    check_positive_int("batch_size", batch_size)
+    x = torch.full((batch_size, L), mask_id, dtype=torch.long, device=device)
+    if prompt is not None:
+        prompt = torch.as_tensor(prompt, dtype=torch.long, device=device)
+        if prompt.dim() == 1:
+            prompt = prompt[None].expand(batch_size, -1)
+        check_tensor("prompt", prompt, ndim=2, dtype_kind="int")
+        if prompt.shape[0] != batch_size:
+            raise ValueError(f"prompt: expected batch size {batch_size}, got {prompt.shape[0]}")
+        if prompt.shape[1] >= L:
+            raise ValueError(f"prompt: expected fewer than length={L} tokens, got {prompt.shape[1]}")
+        x[:, : prompt.shape[1]] = prompt
+    return x
+
+
+def transfer_counts(n_masked: torch.Tensor, steps: int) -> torch.Tensor:
+    """LLaDA's schedule: how many tokens to commit at each of ``steps`` steps so all ``n_masked``
+    are done: floor(n / steps) each, the first ``n mod steps`` steps one more. (B,) -> (B, steps)."""
+    base = n_masked // steps                                   # (B,)
+    rem = n_masked % steps                                     # (B,)
+    counts = base[:, None].expand(-1, steps).clone()          # (B, steps)
+    counts += (torch.arange(steps, device=n_masked.device)[None, :] < rem[:, None]).long()
+    return counts
+
+
+@torch.no_grad()
+def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 1, prompt=None,
+             given: torch.Tensor | None = None, remasking: str = "low_confidence",
+             block_length: int | None = None, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, generator=None, device=None, return_trace: bool = True):
+    """LLaDA-style sampling with a fixed number of commits per step (lessons 07-08).
+
+    length: L tokens in all (prompt included); steps: T network calls in all; prompt: ids written
+    at the front; given: a (B, L) start state where non-[MASK] tokens are fixed (infilling).
+    block_length: semi-autoregressive blocks over the generated part (must divide it; steps must
+    be a multiple of the number of blocks). Returns (tokens (B, L), Trace).
+    """
+    _check_common(model, steps, temperature)
+    check_choice("remasking", remasking, REMASKING)
+    device = device or next(iter(model.parameters())).device if isinstance(model, torch.nn.Module) else device or "cpu"
+    g = make_generator(generator)
+    if given is not None:
+        check_tensor("given", given, ndim=2, dtype_kind="int")
+        x = given.clone().to(device)
+        batch_size, length = x.shape
+    else:
+        x = _start(length, batch_size, mask_id, prompt, device)
+    start = 0 if given is not None else (0 if prompt is None else torch.as_tensor(prompt).shape[-1])
+    gen_len = length - start
+    block_length = gen_len if block_length is None else block_length
+    check_positive_int("block_length", block_length)
+    if gen_len % block_length:
+        raise ValueError(f"block_length: expected a divisor of the generated length {gen_len}, got {block_length}")
+    n_blocks = gen_len // block_length
+    if steps % n_blocks:
+        raise ValueError(f"steps: expected a multiple of the number of blocks ({n_blocks}), got {steps}")
+    per_block = steps // n_blocks
+    most_masked = int((x[:, start:] == mask_id).view(batch_size, n_blocks, block_length).sum(-1).max())
+    if per_block > max(most_masked, 1):
+        raise ValueError(f"steps: {steps} steps ({per_block} per block) but a block has only "
+                         f"{most_masked} masked positions; expected at most one step per position")
+
+    trace = Trace(states=[x.cpu().clone()], reveal_step=torch.zeros_like(x, device="cpu"))
+    trace._mask_id = mask_id
+    trace.reveal_step[x.cpu() == mask_id] = -1
+    step = 0
+    for b in range(n_blocks):
+        lo, hi = start + b * block_length, start + (b + 1) * block_length
+        counts = transfer_counts((x[:, lo:hi] == mask_id).sum(1), per_block)   # (B, per_block)
+        for i in range(per_block):
+            step += 1
+            is_mask = x == mask_id                                                # (B, L)
+            logits = model(x).float()                                             # (B, L, V)
+            trace.nfe += 1
+            logits[..., mask_id] = float("-inf")
+            cand = draw_candidates(filter_logits(logits, top_k, top_p), temperature, g)  # (B, L)
+            if remasking == "low_confidence":
+                conf = torch.softmax(logits, -1).gather(-1, cand[..., None]).squeeze(-1).double()
+            else:
+                conf = torch.rand(x.shape, generator=g, dtype=torch.float64,
+                                  device=g.device if g is not None else x.device).to(x.device)
+            conf = torch.where(is_mask, conf, torch.full_like(conf, float("-inf")))
+            conf[:, hi:] = float("-inf")                                          # later blocks wait
+            commit = torch.zeros_like(is_mask)
+            for r in range(batch_size):
+                k = int(counts[r, i])
+                if k:
+                    commit[r, torch.topk(conf[r], k).indices] = True
+            x = torch.where(commit, cand, x)
+            trace.states.append(x.cpu().clone())
+            trace.reveal_step[commit.cpu()] = step
+            trace.confidences.append(torch.where(is_mask, conf, torch.full_like(conf, float("nan"))).float().cpu())
+    return (x, trace) if return_trace else x
+
+
+@torch.no_grad()
+def generate_ar(model, length: int, *, batch_size: int = 1, prompt=None, bos_id: int | None = None,
+                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                generator=None, device=None, use_cache: bool = True, return_trace: bool = True):
+    """Autoregressive sampling, one token per network call, with a KV cache (lesson 07, the
+    baseline every speed comparison uses). The sequence starts from ``prompt`` (or [BOS])."""
+    _check_common(model, 1, temperature)
+    device = device or next(model.parameters()).device
+    g = make_generator(generator)
+    if prompt is None:
+        if bos_id is None:
+            raise ValueError("prompt: give a prompt or bos_id to start from")
+        prompt = torch.full((batch_size, 1), bos_id, dtype=torch.long)
+    x = torch.as_tensor(prompt, dtype=torch.long, device=device)
+    x = x[None].expand(batch_size, -1).clone() if x.dim() == 1 else x.clone()
+    check_positive_int("length", length)
+    if x.shape[1] >= length:
+        raise ValueError(f"prompt: expected fewer than length={length} tokens, got {x.shape[1]}")
+    trace = Trace(states=[], reveal_step=None)
+    cache = model.new_cache(batch_size, device=device) if use_cache else None
+    feed = x
+    while x.shape[1] < length:
+        if use_cache:
+            logits = model(feed, cache=cache, is_causal=True)[:, -1].float()     # (B, V)
+        else:
+            logits = model(x, is_causal=True)[:, -1].float()
+        trace.nfe += 1
+        nxt = draw_candidates(filter_logits(logits, top_k, top_p), temperature, g)  # (B,)
+        x = torch.cat([x, nxt[:, None]], 1)
+        feed = nxt[:, None]
+    trace.states = [x.cpu()]
+    return (x, trace) if return_trace else x
