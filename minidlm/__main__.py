@@ -1,7 +1,7 @@
 """The command line (README): ``python -m minidlm demo | train | sample``.
 
-``demo`` needs no trained model yet: it shows the forward process of lesson 02 on a story from
-the shipped corpus, masked at t = 0.1 ... 1.0 (each token is [MASK] with probability t).
+``demo`` loads the shipped masked diffusion model and animates a story unmasking in the
+terminal; ``train`` trains a model; ``sample`` draws samples from a checkpoint.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -19,39 +20,45 @@ def _colour(enabled: bool):
     return paint
 
 
-def render_masked(pieces: list[str], masked: list[bool], paint) -> str:
-    """Show a token sequence with each [MASK] drawn as a block as wide as the hidden word."""
-    out = []
-    for p, m in zip(pieces, masked):
-        if m:
-            lead = " " if p.startswith(" ") else ""
-            out.append(lead + paint("▒" * max(1, len(p.strip())), "90"))
-        else:
-            out.append(p)
-    return "".join(out)
+SHIPPED_MDM = "tales-mdm-nano"
 
 
 def cmd_demo(args) -> int:
-    from .data import load_tales, load_tales_tokenizer
+    """The classroom demo: a story unmasking step by step with the shipped MDM."""
+    import time
 
-    tok = load_tales_tokenizer("bpe")
-    stories = load_tales()
-    g = torch.Generator().manual_seed(args.seed)
-    story = stories[int(torch.randint(len(stories), (1,), generator=g))]
-    ids = torch.tensor(tok.encode(story))
-    pieces = tok.token_strings(ids)
-    # One uniform number per token, masked when u < t: the same marginals as q(x_t | x_0)
-    # (P(mask) = t = 1 - alpha_t), coupled so that a token hidden at t stays hidden later.
-    u = torch.rand(len(ids), generator=g)
-    paint = _colour(sys.stdout.isatty() and not args.no_colour)
-    print(paint("The forward process: each token becomes [MASK] with probability t (alpha_t = 1 - t)", "1"))
-    print(paint("t = 0.0  ", "36") + story)
-    for k in range(1, 11):
-        t = k / 10
-        masked = (u < t).tolist()
-        print(paint(f"t = {t:.1f}  ", "36") + render_masked(pieces, masked, paint) +
-              paint(f"   ({sum(masked)}/{len(ids)} masked)", "90"))
-    print("\nA diffusion LM learns to run this film backwards: from all [MASK] to a story.")
+    from .checkpoint import load_model
+    from .data import DATA_DIR
+    from .evaluate import decode_samples
+    from .sampling import generate
+    from .tokenizer import load_tokenizer
+    from .viz import trace_frames_ansi
+
+    t0 = time.time()
+    ckpt = Path(args.ckpt) if args.ckpt else DATA_DIR / "checkpoints" / SHIPPED_MDM
+    model, _ = load_model(ckpt)
+    tok = load_tokenizer(ckpt / "tokenizer.json")
+    L = model.config.max_len
+    if args.steps < 1 or args.steps > L - 1:
+        raise SystemExit(f"--steps: expected 1 ... {L - 1}, got {args.steps}")
+    x, trace = generate(model, L, args.steps, tok.mask_id, prompt=torch.tensor([tok.bos_id]),
+                        remasking=args.strategy, generator=args.seed)
+    text = decode_samples(tok, x)[0]
+    animate = not args.no_animation and sys.stdout.isatty()
+    colour = sys.stdout.isatty() and not args.no_colour
+    if animate:
+        frames = trace_frames_ansi(tok, trace, colour=colour)
+        delay = min(0.25, args.seconds / max(1, len(frames)))
+        for k, frame in enumerate(frames):
+            sys.stdout.write("\033[H\033[J")                           # clear the screen
+            print(f"\033[1mminidlm: a story unmasking ({args.strategy}, step {k}/{trace.steps})\033[0m\n")
+            print(frame)
+            sys.stdout.flush()
+            time.sleep(delay)
+        print()
+    print(text)
+    print(f"\n[{trace.steps} steps, {trace.nfe} network calls, {time.time() - t0:.1f} s; "
+          f"try --strategy random or --steps 8]", file=sys.stderr)
     return 0
 
 
@@ -72,11 +79,54 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    """Sample from a checkpoint with any sampler (lessons 07-08)."""
+    from .checkpoint import load_model
+    from .evaluate import decode_samples
+    from .sampling import ancestral, generate, generate_adaptive, generate_ar
+    from .tokenizer import load_tokenizer
+
+    ckpt = Path(args.ckpt)
+    model, _ = load_model(ckpt)
+    tok = load_tokenizer(ckpt / "tokenizer.json")
+    is_mdm = model.config.mask_id is not None
+    if (args.strategy == "ar") == is_mdm:
+        kind = "an MDM (bidirectional, has a [MASK] id)" if is_mdm else "an AR model (causal, no [MASK])"
+        raise SystemExit(f"--strategy {args.strategy}: the checkpoint {ckpt} is {kind}; use "
+                         f"{'low_confidence, random, ancestral or adaptive' if is_mdm else 'ar'}")
+    L = args.length or model.config.max_len
+    prompt = [tok.bos_id] + (tok.encode(args.prompt) if args.prompt else [])
+    prompt = torch.tensor(prompt)
+    common = dict(batch_size=args.n, prompt=prompt, temperature=args.temperature, generator=args.seed)
+    try:
+        if args.strategy == "ar":
+            x, tr = generate_ar(model, L, **common)
+        elif args.strategy == "ancestral":
+            x, tr = ancestral(model, L, args.steps, tok.mask_id, **common)
+        elif args.strategy == "adaptive":
+            x, tr = generate_adaptive(model, L, tok.mask_id, threshold=args.threshold,
+                                      block_length=args.block_length, **common)
+        else:
+            x, tr = generate(model, L, args.steps, tok.mask_id, remasking=args.strategy,
+                             block_length=args.block_length, **common)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    for text in decode_samples(tok, x):
+        print(text)
+    print(f"[{args.strategy}: {tr.nfe} network calls for {args.n} x {L} tokens]", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minidlm", description="minidlm: learn diffusion language models by building one")
     sub = ap.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="the classroom demo (lesson 00)")
-    d.add_argument("--seed", type=int, default=0, help="which story and which masks")
+    d = sub.add_parser("demo", help="the classroom demo: watch a story unmask (lesson 00)")
+    d.add_argument("--seed", type=int, default=None, help="fix the sample (default: a new one each time)")
+    d.add_argument("--steps", type=int, default=32, help="denoising steps T (the story has 63 slots)")
+    d.add_argument("--strategy", default="low_confidence", choices=["low_confidence", "random"])
+    d.add_argument("--seconds", type=float, default=5.0, help="length of the animation")
+    d.add_argument("--ckpt", help="an MDM checkpoint folder (default: the shipped one)")
+    d.add_argument("--no-animation", action="store_true", help="print the final text only")
     d.add_argument("--no-colour", "--no-color", action="store_true", help="plain text output")
     d.set_defaults(func=cmd_demo)
 
@@ -104,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-seconds", type=float, help="stop and checkpoint after this wall time")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="sample from a checkpoint (lessons 07-08)")
+    s.add_argument("--ckpt", required=True, help="checkpoint folder, e.g. data/checkpoints/tales-mdm-nano")
+    s.add_argument("--strategy", default="low_confidence",
+                   choices=["low_confidence", "random", "ancestral", "adaptive", "ar"])
+    s.add_argument("--steps", type=int, default=32)
+    s.add_argument("--length", type=int, default=None, help="tokens in all (default: the model's max)")
+    s.add_argument("--prompt", default=None, help="text the story starts with")
+    s.add_argument("--n", type=int, default=4, help="how many samples")
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--block-length", type=int, default=None, help="semi-autoregressive blocks")
+    s.add_argument("--threshold", type=float, default=0.9, help="confidence threshold (adaptive)")
+    s.add_argument("--seed", type=int, default=None)
+    s.set_defaults(func=cmd_sample)
     return ap
 
 

@@ -108,7 +108,9 @@ class ModelConfig:
 
 # vocab_size is left to the caller: it belongs to the tokenizer, not to the size.
 PRESETS = {
-    "nano": dict(n_layer=4, n_head=4, d_model=256, max_len=64),      # ~3.4M params at vocab 1000
+    # nano: what 2 CPU cores train well in an hour (~1M params); the course's shipped models.
+    "nano": dict(n_layer=4, n_head=4, d_model=128, max_len=64),      # ~0.9M params at vocab 1000
+    "mini": dict(n_layer=6, n_head=8, d_model=256, max_len=128),     # ~5M params: a longer CPU run
     "small": dict(n_layer=12, n_head=12, d_model=768, max_len=1024),  # GPT-2-small class
 }
 

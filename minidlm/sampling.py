@@ -139,15 +139,10 @@ def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 
     """
     _check_common(model, steps, temperature)
     check_choice("remasking", remasking, REMASKING)
-    device = device or next(iter(model.parameters())).device if isinstance(model, torch.nn.Module) else device or "cpu"
+    device = _device_of(model, device)
     g = make_generator(generator)
-    if given is not None:
-        check_tensor("given", given, ndim=2, dtype_kind="int")
-        x = given.clone().to(device)
-        batch_size, length = x.shape
-    else:
-        x = _start(length, batch_size, mask_id, prompt, device)
-    start = 0 if given is not None else (0 if prompt is None else torch.as_tensor(prompt).shape[-1])
+    x, start = _init_state(length, batch_size, mask_id, prompt, given, device)
+    batch_size, length = x.shape
     gen_len = length - start
     block_length = gen_len if block_length is None else block_length
     check_positive_int("block_length", block_length)
@@ -161,10 +156,7 @@ def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 
     if per_block > max(most_masked, 1):
         raise ValueError(f"steps: {steps} steps ({per_block} per block) but a block has only "
                          f"{most_masked} masked positions; expected at most one step per position")
-
-    trace = Trace(states=[x.cpu().clone()], reveal_step=torch.zeros_like(x, device="cpu"))
-    trace._mask_id = mask_id
-    trace.reveal_step[x.cpu() == mask_id] = -1
+    trace = _new_trace(x, mask_id)
     step = 0
     for b in range(n_blocks):
         lo, hi = start + b * block_length, start + (b + 1) * block_length
@@ -189,9 +181,7 @@ def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 
                 if k:
                     commit[r, torch.topk(conf[r], k).indices] = True
             x = torch.where(commit, cand, x)
-            trace.states.append(x.cpu().clone())
-            trace.reveal_step[commit.cpu()] = step
-            trace.confidences.append(torch.where(is_mask, conf, torch.full_like(conf, float("nan"))).float().cpu())
+            _record(trace, x, commit, conf, is_mask, step)
     return (x, trace) if return_trace else x
 
 
@@ -202,7 +192,7 @@ def generate_ar(model, length: int, *, batch_size: int = 1, prompt=None, bos_id:
     """Autoregressive sampling, one token per network call, with a KV cache (lesson 07, the
     baseline every speed comparison uses). The sequence starts from ``prompt`` (or [BOS])."""
     _check_common(model, 1, temperature)
-    device = device or next(model.parameters()).device
+    device = _device_of(model, device)
     g = make_generator(generator)
     if prompt is None:
         if bos_id is None:
@@ -227,3 +217,179 @@ def generate_ar(model, length: int, *, batch_size: int = 1, prompt=None, bos_id:
         feed = nxt[:, None]
     trace.states = [x.cpu()]
     return (x, trace) if return_trace else x
+
+
+def _device_of(model, device):
+    if device is not None:
+        return torch.device(device)
+    if isinstance(model, torch.nn.Module):
+        p = next(iter(model.parameters()), None)
+        if p is not None:
+            return p.device
+    return torch.device("cpu")
+
+
+def _init_state(length, batch_size, mask_id, prompt, given, device):
+    """The start state and the index where generation begins."""
+    if given is not None:
+        check_tensor("given", given, ndim=2, dtype_kind="int")
+        return given.clone().to(device), 0
+    x = _start(length, batch_size, mask_id, prompt, device)
+    return x, (0 if prompt is None else torch.as_tensor(prompt).shape[-1])
+
+
+def _new_trace(x, mask_id) -> Trace:
+    tr = Trace(states=[x.cpu().clone()], reveal_step=torch.zeros_like(x, device="cpu"))
+    tr._mask_id = mask_id
+    tr.reveal_step[x.cpu() == mask_id] = -1
+    return tr
+
+
+def _record(tr: Trace, x, commit, conf, is_mask, step):
+    tr.states.append(x.cpu().clone())
+    tr.reveal_step[commit.cpu()] = step
+    tr.confidences.append(torch.where(is_mask, conf, torch.full_like(conf, float("nan"))).float().cpu())
+
+
+@torch.no_grad()
+def ancestral(model, length: int, steps: int, mask_id: int, *, schedule="loglinear", batch_size: int = 1,
+              prompt=None, given: torch.Tensor | None = None, temperature: float = 1.0,
+              top_k: int | None = None, top_p: float | None = None, generator=None, device=None,
+              cache_no_change: bool = True):
+    """MDLM ancestral sampling (lesson 07): T steps from t = 1 to 0; at the step t -> s every masked
+    position is revealed independently with probability (alpha_s - alpha_t)/(1 - alpha_t), its token
+    drawn from x_theta. The number revealed per step is random: Binomial(#masked, (t - s)/t) for
+    log-linear. With ``cache_no_change``, a step that revealed nothing reuses the last network output
+    (the model is not time-conditioned, so its input and output are unchanged): fewer calls, same
+    sample. Returns (tokens, Trace)."""
+    from .schedules import get_schedule
+
+    _check_common(model, steps, temperature)
+    sched = get_schedule(schedule)
+    device = _device_of(model, device)
+    g = make_generator(generator)
+    x, _ = _init_state(length, batch_size, mask_id, prompt, given, device)
+    tr = _new_trace(x, mask_id)
+    logits = None
+    for i in range(steps, 0, -1):
+        t, s = i / steps, (i - 1) / steps
+        a_t, a_s = float(sched.alpha(t)), float(sched.alpha(s))
+        p_reveal = 1.0 if s == 0 else (a_s - a_t) / (1 - a_t)
+        is_mask = x == mask_id
+        if logits is None or not cache_no_change or changed:
+            logits = model(x).float()
+            logits[..., mask_id] = float("-inf")
+            tr.nfe += 1
+        cand = draw_candidates(filter_logits(logits, top_k, top_p), temperature, g)        # (B, L)
+        u = torch.rand(x.shape, generator=g, dtype=torch.float64,
+                       device=g.device if g is not None else x.device).to(x.device)
+        commit = is_mask & (u < p_reveal)
+        changed = bool(commit.any())
+        x = torch.where(commit, cand, x)
+        conf = torch.softmax(logits, -1).gather(-1, cand[..., None]).squeeze(-1)
+        _record(tr, x, commit, conf, is_mask, steps - i + 1)
+    return x, tr
+
+
+@torch.no_grad()
+def generate_adaptive(model, length: int, mask_id: int, *, threshold: float = 0.9, batch_size: int = 1,
+                      prompt=None, given: torch.Tensor | None = None, block_length: int | None = None,
+                      temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+                      max_steps: int | None = None, generator=None, device=None):
+    """Confidence-threshold decoding (lesson 08; Fast-dLLM's rule, Mercury's easy-first idea):
+    at each step commit every masked position whose candidate has probability >= ``threshold``,
+    and at least the single most confident one, so easy inputs take few steps and hard ones more.
+    With ``block_length`` it works block by block, left to right. Returns (tokens, Trace)."""
+    if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
+    _check_common(model, 1, temperature)
+    device = _device_of(model, device)
+    g = make_generator(generator)
+    x, start = _init_state(length, batch_size, mask_id, prompt, given, device)
+    B, L = x.shape
+    block_length = L - start if block_length is None else block_length
+    check_positive_int("block_length", block_length)
+    if (L - start) % block_length:
+        raise ValueError(f"block_length: expected a divisor of the generated length {L - start}, got {block_length}")
+    tr = _new_trace(x, mask_id)
+    step = 0
+    for lo in range(start, L, block_length):
+        hi = lo + block_length
+        while (x[:, lo:hi] == mask_id).any():
+            if max_steps is not None and step >= max_steps:
+                raise RuntimeError(f"max_steps: {max_steps} steps were not enough to unmask everything")
+            step += 1
+            is_mask = x == mask_id
+            logits = model(x).float()
+            tr.nfe += 1
+            logits[..., mask_id] = float("-inf")
+            cand = draw_candidates(filter_logits(logits, top_k, top_p), temperature, g)
+            conf = torch.softmax(logits, -1).gather(-1, cand[..., None]).squeeze(-1)     # (B, L)
+            eligible = is_mask.clone()
+            eligible[:, :lo] = False
+            eligible[:, hi:] = False
+            scored = torch.where(eligible, conf, torch.full_like(conf, -1.0))
+            commit = eligible & (conf >= threshold)
+            best = scored.argmax(1)                                                      # (B,)
+            has_any = eligible.any(1)
+            commit[torch.arange(B, device=x.device)[has_any], best[has_any]] = True       # at least one
+            x = torch.where(commit, cand, x)
+            _record(tr, x, commit, conf, is_mask, step)
+    return x, tr
+
+
+@torch.no_grad()
+def least_confident_positions(model, tokens: torch.Tensor, k: int, mask_id: int,
+                              protect: torch.Tensor | None = None) -> torch.Tensor:
+    """The k positions of an existing text the model finds least likely, p(x_i | the text with x_i
+    masked), computed in one batched pass per position chunk. Returns a (B, L) bool mask."""
+    check_tensor("tokens", tokens, ndim=2, dtype_kind="int")
+    B, L = tokens.shape
+    check_positive_int("k", k)
+    scores = torch.empty(B, L, device=tokens.device)
+    for i in range(L):
+        probe = tokens.clone()
+        probe[:, i] = mask_id
+        logits = model(probe).float()[:, i]                                           # (B, V)
+        logits[:, mask_id] = float("-inf")
+        scores[:, i] = torch.log_softmax(logits, -1).gather(-1, tokens[:, i:i + 1]).squeeze(-1)
+    if protect is not None:
+        scores = scores.masked_fill(protect.to(tokens.device), float("inf"))
+    idx = torch.topk(scores, min(k, L), dim=1, largest=False).indices
+    out = torch.zeros(B, L, dtype=torch.bool, device=tokens.device)
+    out.scatter_(1, idx, True)
+    return out
+
+
+@torch.no_grad()
+def edit(model, tokens: torch.Tensor, mask_id: int, *, span: tuple[int, int] | None = None,
+         positions: torch.Tensor | None = None, k_least_confident: int | None = None,
+         protect: torch.Tensor | None = None, steps: int | None = None, **sampler_kwargs):
+    """Edit an existing text in place (lesson 11, Gemini's Instant Edit in miniature): re-mask a span
+    [i, j), an explicit (B, L) bool ``positions`` mask, or the ``k_least_confident`` positions, then
+    denoise only those with ``generate``. Tokens outside the edited positions never change.
+    Returns (new tokens, Trace, edited positions)."""
+    check_tensor("tokens", tokens, ndim=2, dtype_kind="int")
+    B, L = tokens.shape
+    chosen = [span is not None, positions is not None, k_least_confident is not None]
+    if sum(chosen) != 1:
+        raise ValueError("span, positions, k_least_confident: give exactly one of them")
+    if span is not None:
+        i, j = span
+        if not (0 <= i < j <= L):
+            raise ValueError(f"span: expected 0 <= i < j <= {L}, got {span}")
+        where = torch.zeros(B, L, dtype=torch.bool, device=tokens.device)
+        where[:, i:j] = True
+    elif positions is not None:
+        check_tensor("positions", positions, dtype_kind="bool")
+        where = positions.to(tokens.device).expand(B, L).clone()
+    else:
+        where = least_confident_positions(model, tokens, k_least_confident, mask_id, protect)
+    if protect is not None:
+        where &= ~protect.to(tokens.device)
+    given = torch.where(where, torch.full_like(tokens, mask_id), tokens)
+    n = int(where.sum(1).max())
+    if n == 0:
+        raise ValueError("positions: nothing to edit (every chosen position is protected)")
+    out, tr = generate(model, L, min(steps or n, n), mask_id, given=given, **sampler_kwargs)
+    return out, tr, where

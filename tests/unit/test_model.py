@@ -247,13 +247,15 @@ def test_residual_projection_init_is_scaled():
 
 def test_presets_and_config_round_trip():
     nano = ModelConfig.preset("nano", vocab_size=1000, mask_id=999)
-    assert (nano.n_layer, nano.d_model, nano.n_head, nano.max_len) == (4, 256, 4, 64)
-    assert 2e6 < Model(nano).num_params() < 6e6
+    assert (nano.n_layer, nano.d_model, nano.n_head, nano.max_len) == (4, 128, 4, 64)
+    assert 0.5e6 < Model(nano).num_params() < 2e6, "nano is the ~1M-parameter CPU model"
+    mini = ModelConfig.preset("mini", vocab_size=1000)
+    assert 3e6 < Model(mini).num_params() < 8e6
     small = ModelConfig.preset("small", vocab_size=1000)
     assert (small.n_layer, small.d_model, small.n_head, small.max_len) == (12, 768, 12, 1024)
-    assert set(PRESETS) == {"nano", "small"}
+    assert set(PRESETS) == {"nano", "mini", "small"}
     assert ModelConfig.from_dict(nano.to_dict()) == nano
-    with pytest.raises(ValueError, match="name.*nano.*small"):
+    with pytest.raises(ValueError, match="name.*mini.*nano.*small"):
         ModelConfig.preset("huge", vocab_size=1000)
     with pytest.raises(ValueError, match="vocab_size"):
         ModelConfig.preset("nano")

@@ -117,3 +117,81 @@ def test_bad_arguments(tiny_model):
         generate(tiny_model, L, 4, MASK, prompt=torch.arange(L))
     with pytest.raises(ValueError, match="remasking"):
         generate(tiny_model, L, 4, MASK, remasking="entropy")
+
+
+# ------------------------------------------------------------------ ancestral, adaptive, editing
+from minidlm.sampling import ancestral, edit, generate_adaptive, least_confident_positions  # noqa: E402
+
+
+def test_ancestral_oracle_and_invariants(tiny_model):
+    out, tr = ancestral(Oracle(TARGET), L, 10, MASK, batch_size=2, generator=0)
+    assert torch.equal(out, TARGET.expand(2, -1))
+    out, tr = ancestral(tiny_model, L, 10, MASK, batch_size=3, generator=1)
+    assert not (out == MASK).any()
+    for k in range(tr.steps):
+        revealed = tr.states[k] != MASK
+        assert torch.equal(tr.states[k + 1][revealed], tr.states[k][revealed])
+        assert torch.equal(tr.state_at(k + 1), tr.states[k + 1])
+
+
+def test_no_change_cache_saves_calls_without_changing_the_sample(tiny_model):
+    steps = 64                                    # 4x more steps than tokens: many steps reveal nothing
+    a, ta = ancestral(tiny_model, L, steps, MASK, batch_size=1, generator=3, cache_no_change=True)
+    b, tb = ancestral(tiny_model, L, steps, MASK, batch_size=1, generator=3, cache_no_change=False)
+    assert torch.equal(a, b)
+    assert tb.nfe == steps and ta.nfe < steps
+    revealing_steps = sum(bool((tb.states[k + 1] != tb.states[k]).any()) for k in range(steps))
+    assert ta.nfe == revealing_steps or ta.nfe == revealing_steps + 1
+
+
+def test_ancestral_reveal_rate_follows_the_schedule(tiny_model):
+    """First step of T: each mask is revealed with probability (t - s)/t = 1/T (log-linear)."""
+    T, B = 4, 256
+    _, tr = ancestral(tiny_model, L, T, MASK, batch_size=B, generator=4)
+    frac = (tr.states[1] != MASK).double().mean().item()
+    assert abs(frac - 1 / T) < 5 * (0.25 * 0.75 / (B * L)) ** 0.5
+
+
+def test_adaptive_threshold_adapts_the_number_of_steps(tiny_model):
+    _, tr = generate_adaptive(Oracle(TARGET), L, MASK, threshold=0.9, batch_size=2)
+    assert tr.nfe == 1 and torch.equal(tr.final, TARGET.expand(2, -1))
+    _, tr1 = generate_adaptive(tiny_model, L, MASK, threshold=1.0, batch_size=1)
+    assert tr1.nfe == L, "an unreachable threshold commits exactly one token per step"
+    _, tr0 = generate_adaptive(tiny_model, L, MASK, threshold=0.0, batch_size=1)
+    assert tr0.nfe == 1
+    _, trb = generate_adaptive(tiny_model, L, MASK, threshold=0.0, block_length=4)
+    assert trb.nfe == 4 and all(((trb.states[k + 1] != MASK) & (trb.states[k] == MASK))[:, (k + 1) * 4:].sum() == 0
+                                for k in range(4))
+
+
+def test_least_confident_finds_the_corrupted_tokens():
+    text = TARGET.clone()
+    bad = torch.tensor([2, 7, 11])
+    text[0, bad] = (text[0, bad] + 1) % 10
+    where = least_confident_positions(Oracle(TARGET), text, 3, MASK)
+    assert where[0].nonzero().flatten().tolist() == bad.tolist()
+    fixed, tr, edited = edit(Oracle(TARGET), text, MASK, k_least_confident=3, generator=0)
+    assert torch.equal(fixed, TARGET)
+
+
+def test_edit_changes_only_the_span(tiny_model):
+    text, _ = generate(tiny_model, L, 8, MASK, batch_size=2, generator=7)
+    out, tr, where = edit(tiny_model, text, MASK, span=(4, 9), generator=8, temperature=1.0)
+    assert torch.equal(out[:, :4], text[:, :4]) and torch.equal(out[:, 9:], text[:, 9:])
+    assert where[:, 4:9].all() and not (out == MASK).any()
+    protect = torch.zeros(L, dtype=torch.bool)
+    protect[:6] = True
+    out, _, where = edit(tiny_model, text, MASK, span=(4, 9), protect=protect, generator=8)
+    assert torch.equal(out[:, :6], text[:, :6]) and not where[:, :6].any()
+
+
+def test_bad_arguments_of_the_other_samplers(tiny_model):
+    with pytest.raises(ValueError, match="threshold"):
+        generate_adaptive(tiny_model, L, MASK, threshold=1.5)
+    with pytest.raises(ValueError, match="steps"):
+        ancestral(tiny_model, L, 0, MASK)
+    text = torch.zeros(1, L, dtype=torch.long)
+    with pytest.raises(ValueError, match="exactly one"):
+        edit(tiny_model, text, MASK, span=(0, 2), k_least_confident=2)
+    with pytest.raises(ValueError, match="span"):
+        edit(tiny_model, text, MASK, span=(5, 3))
