@@ -72,3 +72,18 @@ def accuracy(predictions: list[str], answers: list[str]) -> float:
         raise ValueError("predictions, answers: expected two non-empty lists of the same length")
     norm = lambda s: s.strip().rstrip(".").strip()
     return sum(norm(p) == norm(a) for p, a in zip(predictions, answers)) / len(answers)
+
+
+@torch.no_grad()
+def generative_perplexity(judge, x: torch.Tensor, eos_id: int) -> float:
+    """Perplexity of samples x (B, L), starting with [BOS], under an AR judge: exp of the mean
+    next-token NLL over each row up to and including its first [EOS] (padding is not scored).
+    Lower means the judge finds the samples more plausible; watch unigram entropy beside it, since
+    a collapsed sampler also scores well."""
+    from .losses import token_cross_entropy
+
+    ce = token_cross_entropy(judge(x, is_causal=True)[:, :-1], x[:, 1:])        # (B, L-1)
+    tgt = x[:, 1:]
+    is_eos = (tgt == eos_id).long()
+    before_first_eos = (is_eos.cumsum(1) - is_eos) == 0                            # up to the first EOS
+    return math.exp((ce * before_first_eos).sum().item() / before_first_eos.sum().clamp(min=1).item())

@@ -203,7 +203,12 @@ def generate_ar(model, length: int, *, batch_size: int = 1, prompt=None, bos_id:
     check_positive_int("length", length)
     if x.shape[1] >= length:
         raise ValueError(f"prompt: expected fewer than length={length} tokens, got {x.shape[1]}")
-    trace = Trace(states=[], reveal_step=None)
+    # The trace pads not-yet-written positions with -1 (an AR model has no [MASK]).
+    P = x.shape[1]
+    pad = lambda y: torch.cat([y.cpu(), torch.full((batch_size, length - y.shape[1]), -1)], 1)
+    trace = Trace(states=[pad(x)], reveal_step=torch.zeros(batch_size, length, dtype=torch.long))
+    trace._mask_id = -1
+    trace.reveal_step[:, P:] = torch.arange(1, length - P + 1)
     cache = model.new_cache(batch_size, device=device) if use_cache else None
     feed = x
     while x.shape[1] < length:
@@ -212,10 +217,14 @@ def generate_ar(model, length: int, *, batch_size: int = 1, prompt=None, bos_id:
         else:
             logits = model(x, is_causal=True)[:, -1].float()
         trace.nfe += 1
+        probs = torch.softmax(logits, -1)
         nxt = draw_candidates(filter_logits(logits, top_k, top_p), temperature, g)  # (B,)
         x = torch.cat([x, nxt[:, None]], 1)
         feed = nxt[:, None]
-    trace.states = [x.cpu()]
+        trace.states.append(pad(x))
+        conf = torch.full((batch_size, length), float("nan"))
+        conf[:, x.shape[1] - 1] = probs.gather(-1, nxt[:, None]).squeeze(-1).float().cpu()
+        trace.confidences.append(conf)
     return (x, trace) if return_trace else x
 
 

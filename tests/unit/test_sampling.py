@@ -102,6 +102,8 @@ def test_ar_cached_equals_uncached():
     a, ta = generate_ar(m, L, batch_size=3, bos_id=1, generator=3)
     b, tb = generate_ar(m, L, batch_size=3, bos_id=1, generator=3, use_cache=False)
     assert torch.equal(a, b) and ta.nfe == tb.nfe == L - 1
+    assert ta.steps == L - 1 and torch.equal(ta.final, a)
+    assert all(torch.equal(ta.state_at(k), ta.states[k]) for k in range(ta.steps + 1))
 
 
 def test_bad_arguments(tiny_model):
