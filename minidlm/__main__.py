@@ -73,7 +73,7 @@ def cmd_train(args) -> int:
                       eval_every=args.eval_every, ckpt_every=args.ckpt_every, out=args.out,
                       seed=args.seed, device=args.device, compile=args.compile, resume=args.resume,
                       peak_tflops=args.peak_tflops, progress=not args.no_progress,
-                      max_seconds=args.max_seconds)
+                      max_seconds=args.max_seconds, alpha0=args.alpha0, variant=args.variant)
     summary = train(cfg)
     print(json.dumps(summary))
     return 0
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     t = sub.add_parser("train", help="train a model (lesson 06)")
-    t.add_argument("--objective", default="mdm", help="ar or mdm")
+    t.add_argument("--objective", default="mdm", help="ar, mdm or esolm")
     t.add_argument("--preset", default="nano", help="model size: nano (CPU) or small (GPU)")
     t.add_argument("--d-model", type=int, help="override the preset's width")
     t.add_argument("--n-layer", type=int, help="override the preset's depth")
@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--peak-tflops", type=float, help="accelerator peak TFLOP/s, to log MFU")
     t.add_argument("--max-seconds", type=float, help="stop and checkpoint after this wall time")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--alpha0", type=float, default=0.25,
+                   help="esolm: share of tokens decoded by diffusion (0 = AR, 1 = MDLM)")
+    t.add_argument("--variant", default="B", choices=["A", "B"], help="esolm: attention variant (B has the exact KV cache)")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="sample from a checkpoint (lessons 07-08)")

@@ -7,7 +7,11 @@ laptop CPU and at full speed on a GPU (bf16 autocast, optional ``torch.compile``
 Objectives (the model is the same; only the attention pattern and targets change):
   ar   causal attention, next-token targets, loss = mean CE;
   mdm  bidirectional attention, same-position targets, loss = MDLM NELBO per token
-       (x_t from the forward process at antithetic times t; [BOS] is never masked).
+       (x_t from the forward process at antithetic times t; [BOS] is never masked);
+  esolm Eso-LM's hybrid NELBO per token (``esolm.esolm_loss``, lessons 09-10): half of each batch
+       trains the diffusion phase, half the sequential phase on [z0 ; x], so the model is built
+       with max_len = 2 * seq_len (RoPE positions stay < seq_len); ``alpha0`` and ``variant``
+       choose the point on the AR <-> MDM spectrum and the attention variant.
 
 Everything random is seeded by (seed, step), so a resumed run repeats an uninterrupted run's
 losses exactly on the CPU.
@@ -30,15 +34,16 @@ from ._validate import check_choice, check_positive_int
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import batch_at, load_tales_tokenizer, load_text, pack_blocks, tales_blocks, train_val_split
 from .forward import mask_tokens, sample_times
+from .esolm import esolm_loss
 from .losses import ar_loss, mdlm_nelbo
 from .model import PRESETS, Model, ModelConfig
 
-OBJECTIVES = ("ar", "mdm")
+OBJECTIVES = ("ar", "mdm", "esolm")
 
 
 @dataclass
 class TrainConfig:
-    objective: str = "mdm"          # "ar" or "mdm"
+    objective: str = "mdm"          # "ar", "mdm" or "esolm"
     preset: str = "nano"            # model size, see model.PRESETS
     model_overrides: dict = field(default_factory=dict)  # e.g. {"d_model": 128} on top of the preset
     data: str | None = None         # a .txt file/folder; None = the shipped tiny-tales corpus
@@ -64,6 +69,8 @@ class TrainConfig:
     peak_tflops: float | None = None  # accelerator peak, for MFU in the log (None = not reported)
     progress: bool = True           # tqdm progress bar
     max_seconds: float | None = None  # stop (and checkpoint) after this much wall time
+    alpha0: float = 0.25            # esolm: share of tokens decoded by diffusion (0 = AR, 1 = MDLM)
+    variant: str = "B"              # esolm: attention variant, "B" (exact KV cache) or "A"
 
     def __post_init__(self):
         check_choice("objective", self.objective, OBJECTIVES)
@@ -74,6 +81,12 @@ class TrainConfig:
             check_positive_int(name, getattr(self, name), minimum=0)
         if not self.lr > 0:
             raise ValueError(f"lr: expected > 0, got {self.lr}")
+        if isinstance(self.alpha0, bool) or not isinstance(self.alpha0, (int, float)) or not 0 <= self.alpha0 <= 1:
+            raise ValueError(f"alpha0: expected a number in [0, 1], got {self.alpha0!r}")
+        check_choice("variant", self.variant, ("A", "B"))
+        if self.objective == "esolm" and 0 < self.alpha0 < 1 and self.batch_size < 2:
+            raise ValueError(f"batch_size: esolm with 0 < alpha0 < 1 splits each batch between its two terms; "
+                             f"expected at least 2, got {self.batch_size}")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -112,8 +125,10 @@ def build_data(cfg: TrainConfig, out: Path):
 
 
 def build_model(cfg: TrainConfig, tok) -> Model:
-    overrides = {"max_len": cfg.seq_len, **cfg.model_overrides, "vocab_size": tok.vocab_size,
-                 "mask_id": tok.mask_id if cfg.objective == "mdm" else None}
+    # esolm's sequential term runs [z0 ; x], twice as long as a row
+    max_len = 2 * cfg.seq_len if cfg.objective == "esolm" else cfg.seq_len
+    overrides = {"max_len": max_len, **cfg.model_overrides, "vocab_size": tok.vocab_size,
+                 "mask_id": tok.mask_id if cfg.objective in ("mdm", "esolm") else None}
     return Model(ModelConfig.preset(cfg.preset, **overrides))
 
 
@@ -122,6 +137,15 @@ def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator) -> torch.
     if cfg.objective == "ar":
         return ar_loss(model(x0, is_causal=True), x0)
     B, L = x0.shape
+    if cfg.objective == "esolm":
+        keep = torch.zeros(L, dtype=torch.bool, device=x0.device)
+        keep[0] = True                                                              # [BOS] stays clean
+        # alpha0 = 1 (resp. 0) makes the sequential (resp. diffusion) term identically 0: give every
+        # row to the other term instead of wasting half the batch
+        kappa = 1.0 if cfg.alpha0 == 1 else 0.0 if cfg.alpha0 == 0 else 0.5
+        loss, _ = esolm_loss(model, x0, cfg.alpha0, cfg.variant, kappa, generator, keep, eps=cfg.eps,
+                             mask_id=mask_id)
+        return loss
     t = sample_times(B, cfg.eps, generator=generator, device=x0.device)           # (B,)
     keep = torch.zeros(L, dtype=torch.bool, device=x0.device)
     keep[0] = True                                                                  # [BOS] stays clean
@@ -131,7 +155,7 @@ def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator) -> torch.
 
 @torch.no_grad()
 def evaluate(model, val: torch.Tensor, cfg: TrainConfig, mask_id: int, device, autocast) -> float:
-    """Validation loss in nats per token (a NELBO bound for mdm), with fixed seeds so two calls on
+    """Validation loss in nats per token (a NELBO bound for mdm, the hybrid NELBO for esolm), with fixed seeds so two calls on
     the same weights agree exactly."""
     model.eval()
     total = 0.0
