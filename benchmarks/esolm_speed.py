@@ -27,24 +27,15 @@ import os
 import platform
 import statistics
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
 from minidlm.esolm import esolm_sample
-from minidlm.model import Model, ModelConfig
+from minidlm.model import Model, ModelConfig, pinned_sdpa
 from minidlm.sampling import generate, generate_ar
 
 VOCAB, MASK, BOS = 1024, 1023, 0
-
-
-def sdpa_context(device: torch.device):
-    """On CUDA, forbid the slow math fallback so timings show the fused kernels."""
-    if device.type != "cuda":
-        return nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION])
 
 
 def timed(fn, device, repeats: int) -> float:
@@ -54,7 +45,7 @@ def timed(fn, device, repeats: int) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        with sdpa_context(device):
+        with pinned_sdpa(device):
             fn()
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -28,7 +28,7 @@ from ._validate import check_choice, check_positive_int, check_tensor, check_uni
 from .forward import mask_tokens, sample_times, uniform
 from .losses import masked_cross_entropy
 from .masks import VARIANTS, causal_mask, esolm_diffusion_mask, esolm_sequential_mask, gather_sorted, sort_indices
-from .model import KVCache
+from .model import KVCache, pinned_sdpa
 from .sampling import Trace, _device_of, _new_trace, _record, _start, draw_candidates, filter_logits
 from .schedules import EsoLMSchedule
 
@@ -299,8 +299,9 @@ def esolm_sample(model, length: int, mask_id: int, alpha0: float, *, batch_size:
         b = a + k
         if use_cache:
             W = b - fed
-            out = model(xs[:, fed:b], attn_mask=_window_mask(fed, W, device), positions=order[:, fed:b],
-                        cache=cache)                                                 # (B, W, V)
+            with pinned_sdpa(device):                                                 # GPU trap 1
+                out = model(xs[:, fed:b], attn_mask=_window_mask(fed, W, device), positions=order[:, fed:b],
+                            cache=cache)                                             # (B, W, V)
             tr.peak_cache_bytes = max(tr.peak_cache_bytes, cache.nbytes())
             logits = out[:, a - fed:].float()                                        # (B, k, V)
             cache.truncate(a)          # keep the clean tokens, drop the [MASK]s' K/V

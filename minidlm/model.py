@@ -421,3 +421,15 @@ class Model(nn.Module):
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": float(weight_decay)},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=(device_type == "cuda"))
+
+
+def pinned_sdpa(device):
+    """Context for cached sampling loops: on CUDA, pin SDPA to the flash / memory-efficient
+    kernels. With a KV cache the key length changes every step, and the default backend choice
+    pays a large per-shape cost there (../shared/reference/GPU_NOTES.md, trap 1: 21 vs 355
+    tokens/s on an H200). A no-op elsewhere."""
+    from contextlib import nullcontext
+    if torch.device(device).type != "cuda":
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION])

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._validate import check_choice, check_positive_int, check_tensor, make_generator
+from .model import pinned_sdpa
 
 REMASKING = ("low_confidence", "random")
 
@@ -213,7 +214,8 @@ def generate_ar(model, length: int, *, batch_size: int = 1, prompt=None, bos_id:
     feed = x
     while x.shape[1] < length:
         if use_cache:
-            logits = model(feed, cache=cache, is_causal=True)[:, -1].float()     # (B, V)
+            with pinned_sdpa(device):                                             # GPU trap 1
+                logits = model(feed, cache=cache, is_causal=True)[:, -1].float()  # (B, V)
         else:
             logits = model(x, is_causal=True)[:, -1].float()
         trace.nfe += 1
