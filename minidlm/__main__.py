@@ -87,20 +87,27 @@ def cmd_sample(args) -> int:
     from .tokenizer import load_tokenizer
 
     ckpt = Path(args.ckpt)
-    model, _ = load_model(ckpt)
+    model, info = load_model(ckpt)
     tok = load_tokenizer(ckpt / "tokenizer.json")
+    objective = ((info.get("train_state") or {}).get("train_config") or {}).get("objective")
     is_mdm = model.config.mask_id is not None
-    if (args.strategy == "ar") == is_mdm:
-        kind = "an MDM (bidirectional, has a [MASK] id)" if is_mdm else "an AR model (causal, no [MASK])"
-        raise SystemExit(f"--strategy {args.strategy}: the checkpoint {ckpt} is {kind}; use "
-                         f"{'low_confidence, random, ancestral or adaptive' if is_mdm else 'ar'}")
-    L = args.length or model.config.max_len
+    kind = ("an Eso-LM model" if objective == "esolm" else "an MDM (bidirectional, has a [MASK] id)") if is_mdm \
+        else "an AR model (causal, no [MASK])"
+    wanted = {"ar": not is_mdm, "esolm": objective == "esolm"}.get(args.strategy, is_mdm and objective != "esolm")
+    if not wanted:
+        use = "ar" if not is_mdm else "esolm" if objective == "esolm" else "low_confidence, random, ancestral or adaptive"
+        raise SystemExit(f"--strategy {args.strategy}: the checkpoint {ckpt} is {kind}; use --strategy {use}")
+    L = args.length or (model.config.max_len // 2 if objective == "esolm" else model.config.max_len)
     prompt = [tok.bos_id] + (tok.encode(args.prompt) if args.prompt else [])
     prompt = torch.tensor(prompt)
     common = dict(batch_size=args.n, prompt=prompt, temperature=args.temperature, generator=args.seed)
     try:
         if args.strategy == "ar":
             x, tr = generate_ar(model, L, **common)
+        elif args.strategy == "esolm":
+            from .esolm import esolm_sample
+            alpha0 = args.alpha0 if args.alpha0 is not None else info["train_state"]["train_config"]["alpha0"]
+            x, tr = esolm_sample(model, L, tok.mask_id, alpha0, **common)
         elif args.strategy == "ancestral":
             x, tr = ancestral(model, L, args.steps, tok.mask_id, **common)
         elif args.strategy == "adaptive":
@@ -161,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="sample from a checkpoint (lessons 07-08)")
     s.add_argument("--ckpt", required=True, help="checkpoint folder, e.g. data/checkpoints/tales-mdm-nano")
     s.add_argument("--strategy", default="low_confidence",
-                   choices=["low_confidence", "random", "ancestral", "adaptive", "ar"])
+                   choices=["low_confidence", "random", "ancestral", "adaptive", "esolm", "ar"])
     s.add_argument("--steps", type=int, default=32)
     s.add_argument("--length", type=int, default=None, help="tokens in all (default: the model's max)")
     s.add_argument("--prompt", default=None, help="text the story starts with")
@@ -169,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--block-length", type=int, default=None, help="semi-autoregressive blocks")
     s.add_argument("--threshold", type=float, default=0.9, help="confidence threshold (adaptive)")
+    s.add_argument("--alpha0", type=float, default=None, help="esolm: diffusion share (default: as trained)")
     s.add_argument("--seed", type=int, default=None)
     s.set_defaults(func=cmd_sample)
     return ap
