@@ -60,7 +60,7 @@ def sample_times(batch_size: int, eps: float = 1e-3, antithetic: bool = True, ge
                  device=None) -> torch.Tensor:
     """Draw t in [eps, 1] for a batch, shape (B,), float32.
 
-    Antithetic (low-discrepancy): one u ~ U(0,1) and t_i = ((u + i)/B mod 1)(1 - eps) + eps, so
+    Antithetic (low-discrepancy): one u ~ U(0,1) and t_i = ((u + i/B) mod 1)(1 - eps) + eps, so
     the batch covers [eps, 1] evenly and the loss estimate has lower variance. Lesson 02.
     """
     if not isinstance(batch_size, int) or batch_size < 1:

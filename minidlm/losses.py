@@ -185,3 +185,49 @@ def perplexity(nll_per_token) -> torch.Tensor:
 def bits_per_token(nll_per_token) -> torch.Tensor:
     """Convert nats per token to bits per token."""
     return torch.as_tensor(nll_per_token, dtype=torch.float64) / math.log(2)
+
+
+# ---------------------------------------------------------------- score entropy (lesson 12)
+def score_entropy(log_score, x0, xt, sigma, mask_id: int, dsigma=None, reduction: str = "none") -> torch.Tensor:
+    """Score entropy (SEDD; Lou et al. 2024) for the absorbing ([MASK]) process. Lesson 12.
+
+    The model outputs log s_theta(x_t)_y, a log RATIO s(y) ~ p_t(y) / p_t(x_t) instead of a
+    probability. With total noise sigma (alpha = e^{-sigma}), at a masked position whose clean token
+    is x0 the true ratios are s(x0) = a = 1 / (e^sigma - 1) and s(y) = 0 for every other y. The loss
+
+        l = sum_{y != MASK} s(y) - a log s(x0) + K(a),      K(a) = a (log a - 1),
+
+    is >= 0 and is 0 exactly at the true ratios (it is a Bregman divergence of x log x); clean
+    positions cost 0. ``dsigma`` (scalar or (B,)) multiplies each sequence's loss, as in the
+    continuous-time objective int dsigma/dt * l dt.
+
+    log_score: (B, L, V) float; x0, xt: (B, L) int; sigma: scalar or (B,) > 0.
+    Reductions as elsewhere in this module: "none" (B, L), "sequence" (B,), "token" (sum / B L).
+    """
+    check_tensor("log_score", log_score, ndim=3, dtype_kind="float")
+    check_tensor("x0", x0, ndim=2, dtype_kind="int")
+    check_tensor("xt", xt, ndim=2, dtype_kind="int")
+    B, L, V = log_score.shape
+    if x0.shape != (B, L) or xt.shape != (B, L):
+        raise ValueError(f"x0, xt: expected shape ({B}, {L}) to match log_score (B, L, V), got "
+                         f"{tuple(x0.shape)} and {tuple(xt.shape)}")
+    if not 0 <= mask_id < V:
+        raise ValueError(f"mask_id: expected an id in [0, {V}), got {mask_id}")
+    ls = log_score if log_score.dtype == torch.float64 else log_score.float()   # float32 at least
+    sig = torch.as_tensor(sigma, dtype=torch.float64, device=ls.device)
+    sig = sig.expand(B) if sig.dim() == 0 else sig.reshape(-1)
+    if sig.numel() != B:
+        raise ValueError(f"sigma: expected a scalar or one value per sequence (B={B}), got {sig.numel()}")
+    if (sig <= 0).any() or sig.isnan().any():
+        raise ValueError("sigma: expected total noise > 0 (the ratio 1/(e^sigma - 1) is infinite at 0)")
+    a = (1.0 / torch.expm1(sig)).to(ls.dtype)[:, None]                         # (B, 1) true ratio at x0
+    others = torch.ones(V, dtype=torch.bool, device=ls.device)
+    others[mask_id] = False                                                    # sum over y != MASK
+    positive = torch.where(others, ls.exp(), torch.zeros((), device=ls.device)).sum(-1)  # (B, L)
+    negative = a * ls.gather(-1, x0[..., None]).squeeze(-1)                   # (B, L)
+    const = a * (torch.log(a) - 1)                                             # K(a), (B, 1)
+    is_mask = xt == mask_id
+    per_pos = torch.where(is_mask, positive - negative + const, torch.zeros_like(positive))
+    if dsigma is not None:
+        per_pos = per_pos * _per_seq_weight("dsigma", dsigma, B, ls.device).to(ls.dtype)
+    return _reduce(per_pos, torch.ones_like(is_mask), reduction)

@@ -10,3 +10,13 @@ for var in ("IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUN
     os.environ.setdefault(var, os.path.join(_tmp, var.lower()))
 os.environ.setdefault("HF_DATASETS_CACHE", os.path.join(_tmp, "hf_datasets"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# The exercise grader (options --impl / --impl-path / --task / --grade-json, the `task` marker, the
+# `load` fixture). Importable as tests.exercises.grading_plugin from any working directory.
+import sys as _sys
+from pathlib import Path as _Path
+
+_repo = str(_Path(__file__).resolve().parents[1])
+if _repo not in _sys.path:
+    _sys.path.insert(0, _repo)
+pytest_plugins = ["tests.exercises.grading_plugin"]

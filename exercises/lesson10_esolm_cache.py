@@ -1,0 +1,45 @@
+"""Lesson 10 - the KV cache, and Eso-LM's hybrid loss across the alpha0 spectrum.
+
+A KV cache keeps the keys and values of tokens already processed, so a sampler feeds only the new
+tokens. minidlm preallocates one buffer per layer, (B, heads, capacity, head_dim), plus a fill
+pointer ``length``: nothing is re-allocated while decoding, and attention reads buf[:, :, :length].
+
+Eso-LM (variant B) is causal in its sorted order, so a token's keys/values never change once it is
+clean: the cache is exact. Its training loss has one term per generation phase, each normalized
+per token of its own rows.
+"""
+import torch
+
+
+def kv_cache_update(k_buf, v_buf, length, k_new, v_new):
+    """Task 10.1: append new keys/values to preallocated cache buffers.
+
+    Write k_new into k_buf[:, :, length : length + n] IN PLACE (n = k_new.shape[2]), the same for v,
+    and return views of everything cached so far, k_buf[:, :, :length + n] and v_buf[...], and the
+    new length. No new buffer is allocated: the returned tensors share k_buf's and v_buf's memory.
+
+    k_buf, v_buf: (B, h, capacity, d); length: int, positions already filled;
+    k_new, v_new: (B, h, n, d). Raise ValueError if length + n > capacity.
+    Returns (k_all, v_all, new_length): (B, h, length + n, d) twice and an int.
+    """
+    raise NotImplementedError("Task 10.1")
+
+
+def esolm_hybrid_loss(diff_ce, t, seq_ce, alpha0, diff_counted, seq_counted):
+    """Task 10.2: combine Eso-LM's two terms into one loss per token.
+
+    A batch is split: some rows estimate the diffusion term, the others the sequential term.
+
+      diffusion rows: diff_ce[b, l] = -log x_theta(z_t)[x^l] at masked positions of z_t (0 elsewhere),
+                      weighted by w(t_b) = -alpha'_t / (1 - alpha_t) = alpha0 / (1 - alpha0 (1 - t_b))
+                      (the schedule alpha_t = alpha0 (1 - t));
+      sequential rows: seq_ce[b, l] = the CE of each [MASK] of z0, decoded left to right (0 elsewhere).
+
+        loss = sum(seq_ce) / #counted seq tokens  +  sum_b w(t_b) sum_l diff_ce[b, l] / #counted diff tokens
+
+    Each part is normalized by the counted tokens OF ITS OWN ROWS, so each estimates its term per
+    token and the sum estimates the whole bound per token. A count of 0 (no rows) counts as 1.
+    diff_ce: (Bd, L) float; t: (Bd,) float; seq_ce: (Bs, L) float; alpha0: float in [0, 1];
+    diff_counted: (Bd, L) bool; seq_counted: (Bs, L) bool. Returns a 0-d tensor.
+    """
+    raise NotImplementedError("Task 10.2")
