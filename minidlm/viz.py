@@ -1,7 +1,26 @@
-"""Pure renderers for traces (lessons 00 and 07): a sampler's step as coloured terminal text. The
-notebook widgets (issue: the course) are thin shells over functions like these.
+"""Pictures of what diffusion language models do (every lesson, first in 00, 02, 07 and 09).
+
+Record, then render. A sampler records a ``Trace`` (the state after every step, the step at which
+each position was revealed, the confidences); the functions here draw one step of it, or a whole
+schedule, or an attention mask, and nothing else: no sampling, no hidden state. The widgets at the
+bottom are thin shells over them, and every widget callback is a plain method, so the tests can
+call it at the slider's extremes.
+
+  terminal:   ``render_tokens_ansi``, ``trace_frames_ansi``           (``python -m minidlm demo``)
+  HTML:       ``trace_step_html``, ``masked_text_html``                (lessons 00, 02, 07)
+  figures:    ``confidence_heatmap``, ``schedule_curves``,
+              ``attention_mask_heatmap``, ``esolm_mask_panels``        (lessons 02, 07, 09)
+  anywhere:   ``trace_animation_jshtml`` (a self-contained HTML animation: nbviewer, exported
+              HTML, Colab without widgets)
+  widgets:    ``denoising_player``, ``forward_slider``, ``mask_explorer``
 """
 from __future__ import annotations
+
+import colorsys
+import html as _html
+import io
+import random as _random
+import sys
 
 import torch
 
@@ -55,3 +74,608 @@ def trace_frames_ansi(tok, trace, row: int = 0, colour: bool = True, skip_specia
                                          [m for m, k in zip(is_mask, keep) if k],
                                          [r for r, k in zip(reveal, keep) if k], total, colour))
     return frames
+
+
+# =============================================================================== shared helpers
+MASK_GREY = "#c9ccd1"     # a masked slot (HTML boxes and figures alike)
+TEXT_DARK = "#1f2328"     # given tokens (prompt) and the card's text
+
+
+def reveal_rgb(step: int, total_steps: int) -> tuple[float, float, float]:
+    """RGB in [0, 1] for a token revealed at ``step`` (1-based) of ``total_steps``: blue for the
+    first steps through green and orange to red for the last (the ANSI palette's order)."""
+    frac = 0.0 if total_steps <= 1 else min(1.0, max(0.0, (step - 1) / (total_steps - 1)))
+    hue = (220 - 220 * frac) / 360                      # 220 deg (blue) -> 0 deg (red)
+    return colorsys.hls_to_rgb(hue, 0.42, 0.80)
+
+
+def reveal_css(step: int, total_steps: int) -> str:
+    """``reveal_rgb`` as a CSS hex colour."""
+    r, g, b = reveal_rgb(step, total_steps)
+    return "#{:02x}{:02x}{:02x}".format(round(r * 255), round(g * 255), round(b * 255))
+
+
+def token_pieces(tok, ids) -> list[str]:
+    """Each id as the text it stands for: ``tok.token_strings`` where the tokenizer has it (BPE),
+    else one ``decode`` per id (characters)."""
+    ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+    if hasattr(tok, "token_strings"):
+        return tok.token_strings(ids)
+    return [tok.decode([i]) for i in ids]
+
+
+def _story_hidden(tok, ids: list[int]) -> list[bool]:
+    """True for positions a reader should not see once revealed: special tokens ([BOS]) and
+    everything from the first [EOS] after position 0 on (the padding after the story's end)."""
+    eos = getattr(tok, "eos_id", None)
+    end = ids.index(eos, 1) if eos is not None and eos in ids[1:] else len(ids)
+    specials = getattr(tok, "special_ids", set())
+    return [int(i) in specials or k >= end for k, i in enumerate(ids)]
+
+
+def _check_trace(trace, row: int):
+    if not hasattr(trace, "states") or not trace.states or getattr(trace, "reveal_step", None) is None:
+        raise ValueError("trace: expected a minidlm.sampling.Trace with states and reveal_step")
+    B = trace.final.shape[0]
+    if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < B:
+        raise ValueError(f"row: expected an int in [0, {B}), got {row!r}")
+
+
+def _check_step(trace, step: int) -> int:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= trace.steps:
+        raise ValueError(f"step: expected an int in [0, {trace.steps}], got {step!r}")
+    return step
+
+
+# ----------------------------------------------------------------------------- HTML
+_CARD = ("font-family: 'Segoe UI', 'Helvetica Neue', Arial, sans-serif; background: #ffffff; "
+         f"color: {TEXT_DARK}; border: 1px solid #d0d7de; border-radius: 10px; padding: 0.7em 1em; "
+         "max-width: 56em; box-sizing: border-box")
+
+
+def _span_token(word: str, colour: str | None, bold: bool = False, title: str = "") -> str:
+    style = f"color: {colour}" if colour else ""
+    if bold:
+        style += "; font-weight: 700; text-decoration: underline; text-underline-offset: 0.18em"
+    t = f' title="{_html.escape(title)}"' if title else ""
+    return f'<span class="mdlm-tok" style="{style}"{t}>{_html.escape(word)}</span>'
+
+
+def _span_mask(word: str) -> str:
+    # The hidden word sits in the box in transparent ink, so the box is exactly as wide as the
+    # word that will replace it and the text does not jump when it is revealed.
+    return ('<span class="mdlm-mask" style="background: ' + MASK_GREY + '; color: transparent; '
+            'border-radius: 0.25em; box-shadow: inset -2px 0 0 #ffffff; user-select: none; '
+            '-webkit-user-select: none">'
+            f'{_html.escape(word or "_")}</span>')
+
+
+def _token_markup(piece: str, masked: bool, colour: str | None, bold: bool = False, title: str = "") -> str:
+    lead = " " if piece.startswith(" ") else ""
+    word = piece[len(lead):]
+    return lead + (_span_mask(word) if masked else _span_token(word, colour, bold, title))
+
+
+def _legend(total: int) -> str:
+    stops = ", ".join(reveal_css(s, 5) for s in range(1, 6))
+    return ('<div class="mdlm-legend" style="font-size: 0.55em; color: #57606a; margin-top: 0.6em">'
+            '<span style="display: inline-block; width: 8em; height: 0.7em; vertical-align: middle; '
+            f'border-radius: 0.3em; background: linear-gradient(to right, {stops})"></span>'
+            f' colour = the step that revealed the token (step 1 &#8594; step {total}); '
+            f'<span style="background: {MASK_GREY}; border-radius: 0.25em">&#8199;&#8199;&#8199;</span>'
+            ' = still [MASK]; <u><b>underlined</b></u> = revealed at this step</div>')
+
+
+def trace_step_html(tok, trace, step: int, row: int = 0, big: bool = False, label: str = "") -> str:
+    """One step of a sampling trace as an HTML card (lessons 00 and 07).
+
+    Masked slots are grey boxes (class ``mdlm-mask``) as wide as the word they hide; revealed
+    tokens (class ``mdlm-tok``) are coloured by the step that revealed them (``reveal_css``), the
+    ones revealed at exactly ``step`` underlined; tokens given from the start (the prompt) are
+    dark. Special tokens and the [EOS] padding after the story's end are hidden once revealed,
+    as in ``trace_frames_ansi``. A header shows the step counter (class ``mdlm-step``) and how
+    many slots are still masked. ``big`` uses classroom-sized text.
+    """
+    _check_trace(trace, row)
+    step = _check_step(trace, step)
+    total = trace.steps
+    mask_id = tok.mask_id
+    final = trace.final[row].tolist()
+    pieces = token_pieces(tok, final)
+    hidden = _story_hidden(tok, final)
+    reveal = trace.reveal_step[row].tolist()
+    state = trace.states[step][row].tolist()
+    parts, n_masked, n_new, n_pad = [], 0, 0, 0
+    for piece, tok_id, r, hide in zip(pieces, state, reveal, hidden):
+        masked = tok_id == mask_id
+        n_masked += masked
+        new = (not masked) and r == step and step > 0
+        n_new += new
+        n_pad += new and hide
+        if not masked and hide:
+            continue
+        colour = reveal_css(r, total) if r > 0 else None
+        parts.append(_token_markup(piece, masked, colour, bold=(r == step and step > 0),
+                                   title=f"revealed at step {r}" if r > 0 else ""))
+    size = "30px" if big else "17px"
+    counter = (f'<span class="mdlm-step" style="font-weight: 700">step {step} / {total}</span>'
+               f' &middot; {n_masked} masked &middot; {n_new} revealed at this step')
+    if n_pad:
+        counter += f" ({n_pad} of them [EOS] padding, hidden)"
+    if label:
+        counter = f"{_html.escape(label)} &middot; " + counter
+    return (f'<div class="mdlm-card" style="{_CARD}; font-size: {size}">'
+            f'<div class="mdlm-header" style="font-size: 0.6em; color: #57606a; margin-bottom: 0.4em">{counter}</div>'
+            f'<div class="mdlm-text" style="line-height: 1.75; white-space: pre-wrap">{"".join(parts)}</div>'
+            f'{_legend(total)}</div>')
+
+
+def masked_text_html(tok, x0, xt, big: bool = False, header: str = "") -> str:
+    """A clean sequence ``x0`` shown as it looks after masking (``xt``): kept tokens dark, masked
+    ones as grey boxes as wide as the hidden word (lesson 02). x0, xt: (L,) or (1, L) ids."""
+    x0 = torch.as_tensor(x0).reshape(-1).tolist()
+    xt = torch.as_tensor(xt).reshape(-1).tolist()
+    if len(x0) != len(xt):
+        raise ValueError(f"x0, xt: expected the same length, got {len(x0)} and {len(xt)}")
+    parts = [_token_markup(p, t == tok.mask_id, None) for p, t in zip(token_pieces(tok, x0), xt)]
+    head = (f'<div class="mdlm-header" style="font-size: 0.6em; color: #57606a; margin-bottom: 0.4em">{header}</div>'
+            if header else "")
+    return (f'<div class="mdlm-card" style="{_CARD}; font-size: {"30px" if big else "17px"}">{head}'
+            f'<div class="mdlm-text" style="line-height: 1.75; white-space: pre-wrap">{"".join(parts)}</div></div>')
+
+
+# ----------------------------------------------------------------------------- figures
+def _plt():
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def confidence_heatmap(trace, row: int = 0, ax=None, title: str | None = None):
+    """Steps x positions: the score each still-masked position's candidate had at each step (the
+    model's probability of the drawn token for ``low_confidence``, ``ancestral`` and ``adaptive``;
+    a uniform random number for ``random``). Blank where the position was already revealed.
+    Small crosses mark the commits of each step. Returns the Axes (lesson 07)."""
+    _check_trace(trace, row)
+    if not trace.confidences:
+        raise ValueError("trace: expected recorded confidences (one (B, L) tensor per step)")
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.6))
+    conf = torch.stack([c[row].float() for c in trace.confidences])           # (steps, L)
+    conf = torch.where(torch.isfinite(conf), conf, torch.full_like(conf, float("nan")))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#f4f4f4")
+    im = ax.imshow(conf.numpy(), aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest",
+                   extent=(-0.5, conf.shape[1] - 0.5, conf.shape[0] + 0.5, 0.5))
+    reveal = trace.reveal_step[row]
+    pos = torch.nonzero(reveal > 0).flatten()
+    ax.scatter(pos.numpy(), reveal[pos].numpy(), marker="x", s=14, c="white", linewidths=0.9)
+    ax.set_xlabel("position in the sequence")
+    ax.set_ylabel("step")
+    ax.set_title(title or "confidence of each masked position's candidate (x = committed)")
+    ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
+    return ax
+
+
+def schedule_curves(names=("loglinear", "linear", "cosine"), ax=None, n_points: int = 400):
+    """Two panels for noise schedules (lesson 02): alpha(t), the probability that a token is still
+    clean at time t, and the NELBO weight w(t) = -alpha'(t)/(1 - alpha(t)) on a log scale.
+
+    names: schedule names of ``minidlm.schedules`` or ``Schedule`` objects (e.g.
+    ``EsoLMSchedule(alpha0=0.5)``). ax: None or a pair of Axes. Returns the pair of Axes."""
+    from .schedules import Schedule, get_schedule
+
+    if isinstance(names, (str, Schedule)):
+        names = [names]
+    scheds = [get_schedule(n) for n in names]
+    if not scheds:
+        raise ValueError("names: expected at least one schedule")
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    if len(ax) != 2:
+        raise ValueError("ax: expected None or a pair of Axes (alpha, weight)")
+    t = torch.linspace(1e-3, 1.0, n_points, dtype=torch.float64)
+    for name, s in zip(names, scheds):
+        label = name if isinstance(name, str) else repr(s)
+        ax[0].plot(t.numpy(), s.alpha(t).numpy(), label=label)
+        w = s.weight(t)
+        ax[1].plot(t.numpy(), w.clamp_min(1e-12).numpy(), label=label)
+    ax[0].set(xlabel="t", ylabel=r"$\alpha(t)$ = P(token still clean)", ylim=(-0.03, 1.03),
+              title="how much survives at time t")
+    ax[1].set(xlabel="t", ylabel=r"$w(t) = -\alpha'(t)/(1-\alpha(t))$", yscale="log",
+              title="NELBO weight of a masked token's loss")
+    for a in ax:
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    return ax
+
+
+def attention_mask_heatmap(mask, ax=None, title: str = "attention mask", tick_labels=None,
+                           n_clean: int | None = None, show_bias: bool = False):
+    """A boolean (query, key) attention mask as a grid (lessons 06 and 09): dark = query i may
+    attend to key j (bias 0), light = forbidden (bias -inf). ``tick_labels`` names the slots;
+    ``n_clean`` draws the line between clean slots and [MASK] slots; ``show_bias`` writes 0 / -inf
+    in every cell. Returns the Axes."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
+        raise ValueError(f"mask: expected a 2-d bool tensor (queries, keys), got "
+                         f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
+    plt = _plt()
+    from matplotlib.colors import ListedColormap
+
+    Lq, Lk = mask.shape
+    if ax is None:
+        side = min(7.0, 1.6 + 0.32 * max(Lq, Lk))
+        _, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(mask.int().cpu().numpy(), cmap=ListedColormap(["#eef0f3", "#2f5d9e"]), vmin=0, vmax=1,
+              interpolation="nearest")
+    if max(Lq, Lk) <= 40:                                     # grid lines between cells
+        ax.set_xticks([x - 0.5 for x in range(Lk + 1)], minor=True)
+        ax.set_yticks([y - 0.5 for y in range(Lq + 1)], minor=True)
+        ax.grid(which="minor", color="white", linewidth=1.0)
+        ax.tick_params(which="minor", length=0)
+    if tick_labels is not None:
+        ax.set_xticks(range(Lk), [str(s) for s in tick_labels][:Lk], fontsize=8, rotation=90)
+        ax.set_yticks(range(Lq), [str(s) for s in tick_labels][:Lq], fontsize=8)
+    if show_bias and max(Lq, Lk) <= 16:
+        for i in range(Lq):
+            for j in range(Lk):
+                ok = bool(mask[i, j])
+                ax.text(j, i, "0" if ok else "−∞", ha="center", va="center", fontsize=7,
+                        color="white" if ok else "#6e7781")
+    if n_clean is not None and 0 < n_clean < max(Lq, Lk):
+        ax.axhline(n_clean - 0.5, color="#d1242f", linewidth=1.6)
+        ax.axvline(n_clean - 0.5, color="#d1242f", linewidth=1.6)
+    ax.set_xlabel("key j (attended to)")
+    ax.set_ylabel("query i (attending)")
+    ax.set_title(title)
+    return ax
+
+
+def esolm_mask_panels(n_clean: int, L: int = 8, axes=None, show_bias: bool = False):
+    """Eso-LM's diffusion-phase masks, variant A and variant B side by side, in SORTED
+    coordinates: the ``n_clean`` clean slots first (c0, c1, ...), the [MASK] slots after them
+    (m0, m1, ...); the red lines mark the boundary (lesson 09). Returns the Figure."""
+    from .masks import esolm_diffusion_mask
+
+    plt = _plt()
+    if axes is None:
+        side = min(5.5, 1.8 + 0.3 * L)
+        fig, axes = plt.subplots(1, 2, figsize=(2 * side + 0.4, side))
+    else:
+        fig = axes[0].figure
+    labels = [f"c{i}" for i in range(n_clean)] + [f"m{i}" for i in range(L - n_clean)]
+    blurbs = {"A": "clean tokens see each other", "B": "causal: cacheable clean K/V"}
+    for ax, variant in zip(axes, ("A", "B")):
+        attention_mask_heatmap(esolm_diffusion_mask(n_clean, L, variant), ax=ax, tick_labels=labels,
+                               n_clean=n_clean, show_bias=show_bias,
+                               title=f"variant {variant}: {blurbs[variant]}")
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig, dpi: int = 90, close: bool = True) -> bytes:
+    """A matplotlib Figure as PNG bytes (what the widgets show; closes the figure by default)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    if close:
+        _plt().close(fig)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- the fallback
+def trace_animation_jshtml(tok, trace, row: int = 0, interval: int = 350, width_chars: int = 60,
+                           max_frames: int = 80, dpi: int = 72) -> str:
+    """The whole trace as a self-contained HTML/JavaScript animation (matplotlib's
+    ``FuncAnimation(...).to_jshtml()``): it plays wherever HTML does, with no kernel and no widget
+    manager (nbviewer, exported HTML, CI). Same conventions as ``trace_step_html``. Returns a str."""
+    _check_trace(trace, row)
+    plt = _plt()
+    from matplotlib import animation
+    from matplotlib.patches import Rectangle
+
+    total = trace.steps
+    final = trace.final[row].tolist()
+    pieces = token_pieces(tok, final)
+    hidden = _story_hidden(tok, final)
+    reveal = trace.reveal_step[row].tolist()
+    # lay out every slot once, on the final text, so nothing moves while the animation plays
+    slots, col, line = [], 0, 0
+    for k, (piece, hide, r) in enumerate(zip(pieces, hidden, reveal)):
+        if hide and r <= 0:                        # given specials ([BOS]) are never shown
+            continue
+        lead = 1 if piece.startswith(" ") else 0
+        word = piece[lead:] or "_"
+        if col + lead + len(word) > width_chars and col > 0:
+            col, line, lead = 0, line + 1, 0
+        slots.append((k, col + lead, line, word))
+        col += lead + len(word)
+    n_lines = line + 1
+    frames = list(range(total + 1))
+    if len(frames) > max_frames:                   # keep the first and last step
+        keep = torch.linspace(0, total, max_frames).round().long().unique().tolist()
+        frames = keep
+    fig_w = 9.0
+    char_pt = fig_w * 72 / (width_chars + 2)       # points per character cell (the axes fill the figure)
+    line_in = 2.0 * char_pt / 72                   # inches per line of text
+    fig = plt.figure(figsize=(fig_w, (n_lines + 1.6) * line_in))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(-1, width_chars + 1)
+    ax.set_ylim(n_lines + 0.1, -1.5)
+    ax.axis("off")
+    fontsize = char_pt / 0.61                      # DejaVu Sans Mono advance ~0.6 em
+    texts, boxes = [], []
+    for k, x, y, word in slots:
+        texts.append(ax.text(x, y + 0.3, word, family="monospace", fontsize=fontsize, va="baseline"))
+        box = Rectangle((x, y - 0.42), len(word) - 0.2, 0.84, color=MASK_GREY)   # a gap between slots
+        ax.add_patch(box)
+        boxes.append(box)
+    head = ax.text(0, -0.95, "", fontsize=11, color="#57606a", va="center")
+
+    def draw(step):
+        state = trace.states[step][row].tolist()
+        for (k, _, _, _), txt, box in zip(slots, texts, boxes):
+            masked = state[k] == tok.mask_id
+            box.set_visible(masked)
+            txt.set_visible(not masked and not hidden[k])
+            if not masked:
+                txt.set_color(reveal_rgb(reveal[k], total) if reveal[k] > 0 else TEXT_DARK)
+                txt.set_fontweight("bold" if reveal[k] == step and step > 0 else "normal")
+        n_masked = sum(s == tok.mask_id for s in state)
+        head.set_text(f"step {step} / {total}  ·  {n_masked} masked")
+        return texts + boxes + [head]
+
+    anim = animation.FuncAnimation(fig, draw, frames=frames, interval=interval, blit=False)
+    try:
+        out = anim.to_jshtml(default_mode="once")
+    finally:
+        plt.close(fig)
+    return out
+
+
+# =============================================================================== widgets
+def _in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+STRATEGIES = {
+    "low_confidence": "low confidence first (LLaDA)",
+    "random": "random order (LLaDA)",
+    "ancestral": "ancestral (MDLM)",
+    "adaptive": "adaptive: confidence >= 0.9",
+}
+
+
+def sample_trace(model, tok, strategy: str, steps: int, seed: int, length: int | None = None,
+                 prompt=None, temperature: float = 1.0, threshold: float = 0.9):
+    """Draw one story with the chosen sampler and return its Trace (what the player shows)."""
+    from .sampling import ancestral, generate, generate_adaptive
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    L = length or model.config.max_len
+    prompt = torch.tensor([tok.bos_id]) if prompt is None else torch.as_tensor(prompt)
+    common = dict(prompt=prompt, temperature=temperature, generator=int(seed))
+    if strategy == "ancestral":
+        _, tr = ancestral(model, L, steps, tok.mask_id, **common)
+    elif strategy == "adaptive":
+        _, tr = generate_adaptive(model, L, tok.mask_id, threshold=threshold, **common)
+    else:
+        _, tr = generate(model, L, steps, tok.mask_id, remasking=strategy, **common)
+    return tr
+
+
+def _widgets():
+    import ipywidgets
+    return ipywidgets
+
+
+class DenoisingPlayer:
+    """The denoising player (lessons 00 and 07): Play + step slider over a sampled story, a
+    strategy menu, a steps slider and a "New sample" button. ``.box`` is the widget to display;
+    ``denoising_player`` returns it (with the player at ``box.player``).
+
+    The step is kept in two widgets linked in the browser (``jslink``), so Play runs smoothly
+    without the kernel; the kernel observes both and redraws the HTML. In Colab, where a
+    ``jslink`` from Play does not move the slider, a kernel-side ``link`` is added as well."""
+
+    def __init__(self, model, tok, steps: int = 32, strategy: str = "low_confidence", seed: int | None = None,
+                 big: bool = False, length: int | None = None, prompt=None, temperature: float = 1.0,
+                 threshold: float = 0.9, interval: int | None = None, kernel_link: bool | None = None):
+        W = _widgets()
+        self.model, self.tok, self.big = model, tok, big
+        self.length = length or model.config.max_len
+        self.prompt = torch.tensor([tok.bos_id]) if prompt is None else torch.as_tensor(prompt).reshape(-1)
+        self.gen_len = self.length - self.prompt.numel()
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.gen_len:
+            raise ValueError(f"steps: expected an int in [1, {self.gen_len}], got {steps!r}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        self.temperature, self.threshold = temperature, threshold
+        self.seed = _random.randrange(2**31) if seed is None else int(seed)
+        self.trace = None
+        self._version = 0              # bumped by every resample
+        self._shown = None
+        wide = W.Layout(width="34em" if big else "26em")
+        self.play = W.Play(value=0, min=0, max=1, step=1, interval=interval or (450 if big else 300),
+                           description="Play", tooltip="play the denoising steps")
+        self.slider = W.IntSlider(value=0, min=0, max=1, description="step", layout=wide)
+        W.jslink((self.play, "value"), (self.slider, "value"))
+        self.kernel_link = _in_colab() if kernel_link is None else bool(kernel_link)
+        if self.kernel_link:
+            self._link = W.link((self.play, "value"), (self.slider, "value"))
+        self.play.observe(self.on_step, names="value")
+        self.slider.observe(self.on_step, names="value")
+        self.strategy = W.Dropdown(options=[(v, k) for k, v in STRATEGIES.items()], value=strategy,
+                                   description="order")
+        self.strategy.observe(self.on_strategy, names="value")
+        self.steps = W.IntSlider(value=steps, min=1, max=self.gen_len, description="steps T",
+                                 continuous_update=False)
+        self.steps.observe(self.on_steps, names="value")
+        self.new = W.Button(description="New sample", icon="refresh", button_style="primary")
+        self.new.on_click(self.on_new_sample)
+        self.html = W.HTML()
+        self.info = W.HTML()
+        controls = W.HBox([self.play, self.slider, self.new])
+        options = W.HBox([self.strategy, self.steps])
+        self.box = W.VBox([controls, options, self.html, self.info])
+        self.box.player = self
+        self.resample()
+
+    # callbacks: plain methods so tests (and curious learners) can call them directly
+    def show_step(self, step: int) -> None:
+        step = max(0, min(int(step), self.trace.steps))
+        if self._shown == (self._version, step):
+            return
+        self._shown = (self._version, step)
+        self.html.value = trace_step_html(self.tok, self.trace, step, big=self.big)
+
+    def on_step(self, change) -> None:
+        self.show_step(change["new"])
+
+    def resample(self) -> None:
+        """Sample a new story with the current settings and rewind to step 0."""
+        strategy = self.strategy.value
+        self.steps.disabled = strategy == "adaptive"
+        self.trace = sample_trace(self.model, self.tok, strategy, self.steps.value, self.seed,
+                                  length=self.length, prompt=self.prompt, temperature=self.temperature,
+                                  threshold=self.threshold)
+        self._version += 1
+        T = self.trace.steps
+        for w in (self.play, self.slider):
+            w.value = 0
+            w.max = T
+        self.show_step(0)
+        self.info.value = (f'<span style="color: #57606a; font-size: 0.9em">{STRATEGIES[strategy]} &middot; '
+                           f'{T} steps &middot; {self.trace.nfe} network calls &middot; seed {self.seed}</span>')
+
+    def on_new_sample(self, _button=None) -> None:
+        self.seed += 1
+        self.resample()
+
+    def on_strategy(self, change) -> None:
+        self.resample()
+
+    def on_steps(self, change) -> None:
+        self.resample()
+
+
+def denoising_player(model, tok, steps: int = 32, strategy: str = "low_confidence", seed: int | None = None,
+                     big: bool = False, **kwargs):
+    """A story unmasking step by step: press Play, drag the slider, switch the order, re-sample
+    (lessons 00 and 07). Returns an ipywidgets VBox (its ``.player`` holds the callbacks)."""
+    return DenoisingPlayer(model, tok, steps=steps, strategy=strategy, seed=seed, big=big, **kwargs).box
+
+
+class ForwardSlider:
+    """The forward process q(x_t | x_0) as a slider (lesson 02): one text, masked at time t.
+
+    The uniform noise u is fixed by ``seed`` (``mask_tokens`` with the same generator), and a
+    token is masked when u >= alpha_t, so the masks are NESTED: sliding t up only ever adds
+    masks. "New noise" draws another u."""
+
+    def __init__(self, tok, text: str, seed: int = 0, schedule: str = "loglinear", big: bool = False):
+        from .schedules import SCHEDULES
+
+        W = _widgets()
+        if not isinstance(text, str) or not text:
+            raise ValueError("text: expected a non-empty str")
+        self.tok, self.big, self.seed = tok, big, int(seed)
+        self.x0 = torch.tensor([tok.encode(text)], dtype=torch.long)        # (1, L)
+        self.t = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.01, description="t",
+                               readout_format=".2f", layout=W.Layout(width="30em"))
+        self.schedule = W.Dropdown(options=[n for n in SCHEDULES if n != "esolm"], value=schedule,
+                                   description="schedule")
+        self.new = W.Button(description="New noise", icon="refresh")
+        self.html = W.HTML()
+        self.t.observe(self.update, names="value")
+        self.schedule.observe(self.update, names="value")
+        self.new.on_click(self.on_new_noise)
+        self.box = W.VBox([W.HBox([self.t, self.schedule, self.new]), self.html])
+        self.box.player = self
+        self.update()
+
+    def masked(self):
+        """x_t for the current t, schedule and noise: (1, L) ids."""
+        from .forward import mask_tokens
+        from .schedules import get_schedule
+
+        alpha_t = float(get_schedule(self.schedule.value).alpha(self.t.value))
+        return mask_tokens(self.x0, alpha_t, self.tok.mask_id, generator=self.seed), alpha_t
+
+    def update(self, change=None) -> None:
+        xt, alpha_t = self.masked()
+        L = self.x0.shape[1]
+        n = int((xt == self.tok.mask_id).sum())
+        header = (f"t = {self.t.value:.2f} &middot; &alpha;<sub>t</sub> = {alpha_t:.3f} &middot; "
+                  f"<b>{n}</b> of {L} tokens masked (expected {L * (1 - alpha_t):.1f})")
+        self.html.value = masked_text_html(self.tok, self.x0, xt, big=self.big, header=header)
+
+    def on_new_noise(self, _button=None) -> None:
+        self.seed += 1
+        self.update()
+
+
+def forward_slider(tok, text: str, seed: int = 0, schedule: str = "loglinear", big: bool = False):
+    """A t slider showing ``text`` masked by the forward process at time t (lesson 02). Returns an
+    ipywidgets VBox (its ``.player`` holds the callbacks)."""
+    return ForwardSlider(tok, text, seed=seed, schedule=schedule, big=big).box
+
+
+class MaskExplorer:
+    """Eso-LM's diffusion-phase masks, interactively (lesson 09): variant A or B, how many tokens
+    are clean, and whether to look in the sorted order (clean first: standard-looking masks) or
+    in the original token order (the same mask, scattered)."""
+
+    def __init__(self, L: int = 8, seed: int = 0):
+        from .masks import inverse_permutation, sort_indices
+
+        W = _widgets()
+        if isinstance(L, bool) or not isinstance(L, int) or not 2 <= L <= 32:
+            raise ValueError(f"L: expected an int in [2, 32], got {L!r}")
+        self.L = L
+        g = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(L, generator=g)            # the first n_clean of it are clean
+        self._sort_indices, self._inverse = sort_indices, inverse_permutation
+        self.variant = W.ToggleButtons(options=["A", "B"], value="B", description="variant")
+        self.n_clean = W.IntSlider(value=L // 2, min=0, max=L, description="clean tokens")
+        self.view = W.ToggleButtons(options=["sorted", "original order"], value="sorted", description="show")
+        self.image = W.Image(format="png")
+        self.caption = W.HTML()
+        for w in (self.variant, self.n_clean, self.view):
+            w.observe(self.update, names="value")
+        self.box = W.VBox([W.HBox([self.variant, self.n_clean]), self.view, self.image, self.caption])
+        self.box.player = self
+        self.update()
+
+    def mask(self):
+        """(mask (L, L) bool, tick labels, sort index (L,)) for the current settings."""
+        from .masks import esolm_diffusion_mask
+
+        L, n = self.L, self.n_clean.value
+        is_masked = torch.ones(L, dtype=torch.bool)
+        is_masked[self.order[:n]] = False
+        idx = self._sort_indices(is_masked[None], shuffle=False)[0]          # sorted slot -> position
+        m = esolm_diffusion_mask(n, L, self.variant.value)
+        if self.view.value == "sorted":
+            labels = [f"{'c' if not is_masked[p] else 'm'}@{int(p)}" for p in idx]
+            return m, labels, idx
+        inv = self._inverse(idx[None])[0]                                     # position -> sorted slot
+        labels = [f"{'c' if not is_masked[p] else 'm'}@{p}" for p in range(L)]
+        return m[inv][:, inv], labels, idx
+
+    def update(self, change=None) -> None:
+        plt = _plt()
+        m, labels, idx = self.mask()
+        n = self.n_clean.value
+        fig, ax = plt.subplots(figsize=(4.6, 4.6))
+        attention_mask_heatmap(m, ax=ax, tick_labels=labels, n_clean=n if self.view.value == "sorted" else None,
+                               title=f"variant {self.variant.value}, {n} clean, {self.view.value}")
+        self.image.value = figure_png(fig)
+        self.caption.value = ("<small>c@p = clean token from position p, m@p = [MASK] at position p. "
+                              f"Sort index (sorted slot &#8594; original position): {idx.tolist()}</small>")
+
+
+def mask_explorer(L: int = 8, seed: int = 0):
+    """Variant A/B and a clean-count slider over Eso-LM's attention masks (lesson 09). Returns an
+    ipywidgets VBox (its ``.player`` holds the callbacks)."""
+    return MaskExplorer(L, seed=seed).box

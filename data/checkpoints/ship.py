@@ -63,7 +63,8 @@ def main():
     val = val_loss_of(model, tok, train_cfg)
     card = {
         "name": a.name, "objective": train_cfg["objective"], "command": a.command,
-        "steps": train_state["step"], "batch_size": train_cfg["batch_size"], "seq_len": train_cfg["seq_len"],
+        "steps": train_state["step"], "shipped_tag": a.tag,
+        "run_steps": max(r["step"] for r in log), "batch_size": train_cfg["batch_size"], "seq_len": train_cfg["seq_len"],
         "train_tokens": train_state["step"] * train_cfg["batch_size"] * train_cfg["seq_len"],
         "wall_time_s": max((r.get("elapsed_s", 0) for r in log), default=None),
         "machine": machine(), "params": model.num_params(),
