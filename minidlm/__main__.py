@@ -58,7 +58,7 @@ def cmd_demo(args) -> int:
         print()
     print(text)
     print(f"\n[{trace.steps} steps, {trace.nfe} network calls, {time.time() - t0:.1f} s; "
-          f"try --strategy random or --steps 8]", file=sys.stderr)
+          f"try --strategy random or --steps 16]", file=sys.stderr)
     return 0
 
 
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="the classroom demo: watch a story unmask (lesson 00)")
     d.add_argument("--seed", type=int, default=None, help="fix the sample (default: a new one each time)")
-    d.add_argument("--steps", type=int, default=32, help="denoising steps T (the story has 63 slots)")
+    d.add_argument("--steps", type=int, default=63, help="denoising steps T (the story has 63 slots)")
     d.add_argument("--strategy", default="low_confidence", choices=["low_confidence", "random"])
     d.add_argument("--seconds", type=float, default=5.0, help="length of the animation")
     d.add_argument("--ckpt", help="an MDM checkpoint folder (default: the shipped one)")

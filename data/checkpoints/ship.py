@@ -79,6 +79,7 @@ def main():
             dict(objective="mdm", steps=32, remasking="low_confidence"),
             dict(objective="mdm", steps=32, remasking="random"),
             dict(objective="mdm", steps=63, remasking="low_confidence"),
+            dict(objective="mdm", steps=63, remasking="low_confidence", block_length=21),
             dict(objective="mdm", steps=8, remasking="low_confidence")]
         card["quality"] = []
         for s in settings:
