@@ -37,6 +37,18 @@ def val_loss_of(model, tok, train_cfg: dict) -> float:
     return evaluate(model, val, cfg, tok.mask_id, torch.device("cpu"), nullcontext())
 
 
+def wall_time(log: list[dict]) -> float:
+    """Training wall time from the log: a resumed run restarts its clock, so sum the largest
+    elapsed_s of each segment (segments start where the step count goes back)."""
+    total, seg_max, last_step = 0.0, 0.0, -1
+    for r in log:
+        if r["step"] < last_step:
+            total, seg_max = total + seg_max, 0.0
+        last_step = r["step"]
+        seg_max = max(seg_max, r.get("elapsed_s", 0.0))
+    return total + seg_max
+
+
 def machine() -> str:
     return f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, {platform.system()}"
 
@@ -49,6 +61,7 @@ def main():
     ap.add_argument("--tag", default="best")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--note", default=None, help="anything the card should say about how it was trained")
     a = ap.parse_args()
     run, dst = Path(a.run), HERE / a.name
     log = [json.loads(l) for l in open(run / "log.jsonl")]
@@ -66,7 +79,7 @@ def main():
         "steps": train_state["step"], "shipped_tag": a.tag,
         "run_steps": max(r["step"] for r in log), "batch_size": train_cfg["batch_size"], "seq_len": train_cfg["seq_len"],
         "train_tokens": train_state["step"] * train_cfg["batch_size"] * train_cfg["seq_len"],
-        "wall_time_s": max((r.get("elapsed_s", 0) for r in log), default=None),
+        "wall_time_s": wall_time(log), "note": a.note,
         "machine": machine(), "params": model.num_params(),
         "val_loss_at_training": train_state.get("val_loss"),
         "val_loss": val, "val_loss_note": "nats/token on the tiny-tales validation split; a NELBO bound for mdm; "
