@@ -103,7 +103,7 @@ def section_esolm():
                       f"`python benchmarks/esolm_speed.py --lengths ... --json benchmarks/results/esolm_speed_cpu.json` "
                       f"({r['machine']}, {r['threads']} threads, {r['dtype']}, batch {r['batch_size']}, "
                       f"random-init {r['params']:,}-parameter model).", "",
-                      f"Speed-up of cached Eso-LM (B) over uncached MDLM at equal NFE, by L: "
+                      "Speed-up of cached Eso-LM (B) over uncached MDLM at equal NFE, by L: "
                       + ", ".join(f"L={k}: {v:.1f}x" for k, v in r["speedup_vs_mdlm_by_L"].items())
                       + f". At T = L/4: {r['speedup_vs_mdlm_T_L4']:.1f}x. Eso-LM / AR time: {r['esolm_time_vs_ar']:.2f}.", "",
                       _table(["L", "budget", "sampler", "NFE", "seconds", "tokens/s"], rows), "",

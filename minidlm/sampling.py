@@ -281,7 +281,7 @@ def ancestral(model, length: int, steps: int, mask_id: int, *, schedule="logline
     g = make_generator(generator)
     x, _ = _init_state(length, batch_size, mask_id, prompt, given, device)
     tr = _new_trace(x, mask_id)
-    logits = None
+    logits, changed = None, True
     for i in range(steps, 0, -1):
         t, s = i / steps, (i - 1) / steps
         a_t, a_s = float(sched.alpha(t)), float(sched.alpha(s))

@@ -40,12 +40,17 @@ class _Specials:
         return self.vocab_size
 
 
-def _ids_list(ids) -> list[int]:
+def _ids_list(ids, vocab_size: int | None = None) -> list[int]:
+    """A flat list of ints, each checked to lie in [0, vocab_size) when vocab_size is given."""
     if hasattr(ids, "tolist"):
         ids = ids.tolist()
     if not isinstance(ids, (list, tuple)) or any(isinstance(i, (list, tuple)) for i in ids):
         raise ValueError("ids: expected a flat sequence of token ids (one sequence); use decode_batch for (B, L)")
-    return [int(i) for i in ids]
+    ids = [int(i) for i in ids]
+    bad = [i for i in ids if vocab_size is not None and not 0 <= i < vocab_size]
+    if bad:
+        raise ValueError(f"ids: expected ids in [0, {vocab_size}), got {bad[:5]}")
+    return ids
 
 
 class CharTokenizer(_Specials):
@@ -84,10 +89,7 @@ class CharTokenizer(_Specials):
         return [self.bos_id, *ids, self.eos_id] if add_special else ids
 
     def decode(self, ids, skip_special: bool = False) -> str:
-        ids = _ids_list(ids)
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(f"ids: expected ids in [0, {self.vocab_size}), got {bad[:5]}")
+        ids = _ids_list(ids, self.vocab_size)
         return "".join(self.itos[i] for i in ids if not (skip_special and i in self.special_ids))
 
     def save(self, path) -> None:
@@ -144,10 +146,7 @@ class BPETokenizer(_Specials):
         return [self.bos_id, *ids, self.eos_id] if add_special else ids
 
     def decode(self, ids, skip_special: bool = False) -> str:
-        ids = _ids_list(ids)
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(f"ids: expected ids in [0, {self.vocab_size}), got {bad[:5]}")
+        ids = _ids_list(ids, self.vocab_size)
         if skip_special:
             ids = [i for i in ids if i not in self.special_ids]
         # Decode runs of ordinary tokens with the byte-level decoder; print specials verbatim.

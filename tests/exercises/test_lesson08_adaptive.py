@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from minidlm import sampling
 from tests.exercises.grading_plugin import GRADED
-from tests.exercises.helpers import ToyDenoiser, assert_same, gen, seeds
+from tests.exercises.helpers import ToyDenoiser, assert_same, seeds
 
 LESSON = "lesson08_adaptive"
 V, MASK = 8, 7

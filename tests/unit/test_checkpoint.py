@@ -14,16 +14,6 @@ from minidlm.model import Model, ModelConfig
 V, LMAX = 50, 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP
-    barriers made these tests 10x slower; use one thread here and restore the setting after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make(seed=0, **kw):
     torch.manual_seed(seed)
     cfg = ModelConfig(**{**dict(vocab_size=V, max_len=LMAX, n_layer=2, n_head=2, d_model=32, mask_id=V - 1), **kw})

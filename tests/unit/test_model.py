@@ -8,16 +8,6 @@ from minidlm.model import PRESETS, KVCache, Model, ModelConfig
 V, LMAX = 50, 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP
-    barriers made these tests 10x slower; use one thread here and restore the setting after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(init_std=None, **kw) -> Model:
     """A 2-layer model; init_std re-draws every weight larger, so that attention is far
     from uniform and the output depends strongly on the context (like a trained model)."""
