@@ -115,7 +115,7 @@ def section_spectrum():
     if not r:
         return None
     return "\n".join(["## The alpha0 spectrum (lesson 10)", "",
-                      "`python benchmarks/esolm_spectrum.py --steps 800 --out benchmarks/results/spectrum`", "",
+                      "`python benchmarks/esolm_spectrum.py --steps 500` (then `--only 1.0:B 1.0:A` for the last two points)", "",
                       _table(["alpha0", "variant", "val NELBO (nats/token)", "perplexity bound", "steps", "seconds"],
                              [[x["alpha0"], x["variant"], x["val_nelbo"], x["ppl_bound"], x["steps"], x["seconds"]] for x in r]),
                       "", "![spectrum](results/spectrum/spectrum.png)"])

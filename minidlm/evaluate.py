@@ -37,16 +37,24 @@ def unigram_entropy(texts: list[str]) -> float:
 @torch.no_grad()
 def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: int | None = None,
                    remasking: str = "low_confidence", block_length: int | None = None,
-                   temperature: float = 1.0, seed: int = 0, batch_size: int = 64) -> list[str]:
+                   temperature: float = 1.0, seed: int = 0, batch_size: int = 64,
+                   alpha0: float | None = None) -> list[str]:
     """Draw n stories from a trained model, starting from [BOS]. For an MDM the row length is the
-    model's max_len and ``steps`` defaults to L / 2."""
-    L = model.config.max_len
+    model's max_len and ``steps`` defaults to L / 2; an Eso-LM model (``objective="esolm"``, built
+    with max_len = 2 L) samples L = max_len / 2 tokens in two phases with ``alpha0``."""
+    L = model.config.max_len // 2 if objective == "esolm" else model.config.max_len
     texts = []
     g = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         if objective == "ar":
             x, _ = generate_ar(model, L, batch_size=b, bos_id=tok.bos_id, temperature=temperature, generator=g)
+        elif objective == "esolm":
+            from .esolm import esolm_sample
+            if alpha0 is None:
+                raise ValueError("alpha0: required to sample from an Eso-LM model")
+            x, _ = esolm_sample(model, L, tok.mask_id, alpha0, batch_size=b, prompt=torch.tensor([tok.bos_id]),
+                                temperature=temperature, generator=g)
         else:
             gen = L - 1
             blk = block_length or gen

@@ -88,7 +88,8 @@ def main():
     }
     if a.samples:
         objective = train_cfg["objective"]
-        settings = [dict(objective=objective)] if objective == "ar" else [
+        settings = [dict(objective=objective)] if objective == "ar" else \
+            [dict(objective="esolm", alpha0=train_cfg["alpha0"])] if objective == "esolm" else [
             dict(objective="mdm", steps=32, remasking="low_confidence"),
             dict(objective="mdm", steps=32, remasking="random"),
             dict(objective="mdm", steps=63, remasking="low_confidence"),

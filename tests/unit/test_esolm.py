@@ -221,3 +221,19 @@ def test_esolm_trains_from_the_config_and_the_command_line(tmp_path, capsys):
             "--ckpt-every", "0", "--out", str(tmp_path / "b"), "--no-progress"]
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
+
+
+def test_sample_stories_draws_from_an_esolm_model():
+    """evaluate.sample_stories samples L = max_len / 2 tokens from an Eso-LM model in two phases."""
+    from minidlm.data import load_tales_tokenizer
+    from minidlm.evaluate import sample_stories
+    from minidlm.model import Model, ModelConfig
+
+    tok = load_tales_tokenizer()
+    torch.manual_seed(0)
+    m = Model(ModelConfig(vocab_size=tok.vocab_size, max_len=32, n_layer=1, n_head=2, d_model=16,
+                          mask_id=tok.mask_id)).eval()
+    texts = sample_stories(m, tok, 3, objective="esolm", alpha0=0.5, seed=0)
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+    with pytest.raises(ValueError, match="alpha0"):
+        sample_stories(m, tok, 1, objective="esolm")
