@@ -84,7 +84,7 @@ def main():
         "val_loss_at_training": train_state.get("val_loss"),
         "val_loss": val, "val_loss_note": "nats/token on the tiny-tales validation split; a NELBO bound for mdm; "
                                           "computed with minidlm.train.evaluate on the shipped bf16 weights",
-        "config": model.config.to_dict(),
+        "config": model.config.to_dict(), "train_config": train_cfg,
     }
     if a.samples:
         objective = train_cfg["objective"]

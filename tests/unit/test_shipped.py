@@ -13,7 +13,7 @@ from minidlm.tokenizer import load_tokenizer
 from minidlm.train import TrainConfig, evaluate
 
 CKPTS = DATA_DIR / "checkpoints"
-NAMES = ["tales-mdm-nano", "tales-ar-nano"]
+NAMES = ["tales-mdm-nano", "tales-ar-nano", "tales-esolm-nano"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -25,11 +25,12 @@ def test_checkpoint_reproduces_its_card(name):
     model, _ = load_model(d)
     tok = load_tokenizer(d / "tokenizer.json")
     assert model.config.to_dict() == card["config"]
-    cfg = TrainConfig(objective=card["objective"], seq_len=card["seq_len"], batch_size=card["batch_size"], progress=False)
+    cfg = TrainConfig(objective=card["objective"], seq_len=card["seq_len"], batch_size=card["batch_size"],
+                      progress=False, **{k: card["train_config"][k] for k in ("alpha0", "variant") if k in card.get("train_config", {})})
     _, val = tales_blocks(tok, L=cfg.seq_len, seed=0)
     val_loss = evaluate(model, val, cfg, tok.mask_id, torch.device("cpu"), nullcontext())
     assert val_loss == pytest.approx(card["val_loss"], rel=0.02)
-    assert (model.config.mask_id is not None) == (card["objective"] == "mdm")
+    assert (model.config.mask_id is not None) == (card["objective"] in ("mdm", "esolm"))
     for k in ("command", "steps", "wall_time_s", "machine"):
         assert card[k], k
 
