@@ -14,12 +14,6 @@ from pathlib import Path
 import torch
 
 
-def _colour(enabled: bool):
-    def paint(text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if enabled else text
-    return paint
-
-
 SHIPPED_MDM = "tales-mdm-nano"
 
 

@@ -59,11 +59,9 @@ def render_tokens_ansi(pieces: list[str], state_is_mask: list[bool], reveal_step
 def trace_frames_ansi(tok, trace, row: int = 0, colour: bool = True, skip_special: bool = True) -> list[str]:
     """Every state of a trace (row ``row``) rendered with ``render_tokens_ansi``. Special tokens
     ([BOS], [EOS] padding) are hidden by default once revealed."""
-    final = trace.final[row]
-    pieces = tok.token_strings(final)
-    ids = final.tolist()
-    end = ids.index(tok.eos_id, 1) if tok.eos_id in ids[1:] else len(ids)   # the story stops at [EOS]
-    specials = [int(i) in tok.special_ids or k >= end for k, i in enumerate(ids)]
+    ids = trace.final[row].tolist()
+    pieces = token_pieces(tok, ids)
+    specials = _story_hidden(tok, ids)          # [BOS], and everything from the story's [EOS] on
     total = trace.steps
     reveal = trace.reveal_step[row].tolist()
     frames = []
