@@ -22,6 +22,7 @@ import torch
 
 from minidlm.checkpoint import load_model
 from minidlm.data import DATA_DIR
+from minidlm.esolm import esolm_sample
 from minidlm.evaluate import decode_samples, generative_perplexity, story_report, unigram_entropy
 from minidlm.sampling import ancestral, generate, generate_adaptive, generate_ar
 from minidlm.tokenizer import load_tokenizer
@@ -42,6 +43,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mdm", default=str(CKPTS / "tales-mdm-nano"))
     ap.add_argument("--ar", default=str(CKPTS / "tales-ar-nano"))
+    ap.add_argument("--esolm", default=str(CKPTS / "tales-esolm-nano"), help="an Eso-LM checkpoint ('' to skip)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--quick", action="store_true", help="a CI-size run")
     ap.add_argument("--json", default="benchmarks/results/sampling_cpu.json")
@@ -49,6 +51,8 @@ def main():
     quick = a.quick or os.environ.get("MINIDLM_SMOKE") == "1"
     mdm, _ = load_model(a.mdm)
     ar, _ = load_model(a.ar)
+    eso, eso_info = load_model(a.esolm) if a.esolm else (None, None)
+    eso_alpha0 = eso_info["train_state"]["train_config"]["alpha0"] if eso is not None else None
     tok = load_tokenizer(Path(a.mdm) / "tokenizer.json")
     B = 4 if quick else a.batch_size
     lengths = [15, 63] if quick else [15, 31, 63]
@@ -78,6 +82,13 @@ def main():
                                                            prompt=bos, generator=0, temperature=1.0))
             rows.append({**base, "sampler": f"adaptive_{thr}", "T": tr.steps, "nfe": tr.nfe, "seconds": sec,
                          "time_vs_ar": sec / t_ar, **quality(x, ar, tok, gen)})
+            print(json.dumps(rows[-1]), flush=True)
+        for d_steps in (([1] if quick else [1, 2, 4]) if eso is not None else []):
+            # Eso-LM: about alpha0 * gen tokens by diffusion in d_steps steps, the rest one by one (KV cache)
+            (x, tr), sec = timed(lambda: esolm_sample(eso, L, tok.mask_id, eso_alpha0, batch_size=B, prompt=bos,
+                                                      diffusion_steps=d_steps, generator=0))
+            rows.append({**base, "sampler": f"esolm_{eso_alpha0}", "T": tr.nfe, "nfe": tr.nfe, "seconds": sec,
+                         "diffusion_steps": d_steps, "time_vs_ar": sec / t_ar, **quality(x, ar, tok, gen)})
             print(json.dumps(rows[-1]), flush=True)
     res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
            "threads": torch.get_num_threads(), "quick": quick, "rows": rows}

@@ -1,7 +1,8 @@
 """The command line (README): ``python -m minidlm demo | train | sample``.
 
 ``demo`` loads the shipped masked diffusion model and animates a story unmasking in the
-terminal; ``train`` trains a model; ``sample`` draws samples from a checkpoint.
+terminal; ``train`` trains a model (one process, or N under ``torchrun``); ``sample`` draws
+samples from a checkpoint.
 """
 from __future__ import annotations
 
@@ -62,14 +63,16 @@ def cmd_train(args) -> int:
     overrides = {k: v for k, v in (("d_model", args.d_model), ("n_layer", args.n_layer),
                                    ("n_head", args.n_head)) if v is not None}
     cfg = TrainConfig(objective=args.objective, preset=args.preset, model_overrides=overrides,
-                      data=args.data, tokenizer=args.tokenizer, seq_len=args.seq_len,
-                      batch_size=args.batch_size, steps=args.steps, lr=args.lr, warmup=args.warmup,
+                      data=args.data, tokenizer=args.tokenizer, hf_max_docs=args.hf_max_docs,
+                      cache_dir=args.cache_dir, seq_len=args.seq_len, batch_size=args.batch_size,
+                      grad_accum=args.grad_accum, steps=args.steps, lr=args.lr, warmup=args.warmup,
                       eval_every=args.eval_every, ckpt_every=args.ckpt_every, out=args.out,
                       seed=args.seed, device=args.device, compile=args.compile, resume=args.resume,
                       peak_tflops=args.peak_tflops, progress=not args.no_progress,
                       max_seconds=args.max_seconds, alpha0=args.alpha0, variant=args.variant)
     summary = train(cfg)
-    print(json.dumps(summary))
+    if os.environ.get("RANK", "0") == "0":                  # under torchrun, one summary: rank 0's
+        print(json.dumps(summary))
     return 0
 
 
@@ -137,10 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--d-model", type=int, help="override the preset's width")
     t.add_argument("--n-layer", type=int, help="override the preset's depth")
     t.add_argument("--n-head", type=int, help="override the preset's heads")
-    t.add_argument("--data", help="a .txt file or folder (default: the shipped tiny tales)")
+    t.add_argument("--data", help="a .txt file or folder, or a hub dataset hf:NAME[:SPLIT[:COLUMN]] "
+                                  "(default: the shipped tiny tales)")
     t.add_argument("--tokenizer", help="tokenizer JSON for --data (default: train a BPE)")
+    t.add_argument("--hf-max-docs", type=int, help="hf: data: the first documents only (default: all)")
+    t.add_argument("--cache-dir", help="hf: data: where tokenized corpora are kept (default: ~/.cache/minidlm)")
     t.add_argument("--seq-len", type=int, default=64)
-    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--batch-size", type=int, default=64, help="rows per step, over all processes")
+    t.add_argument("--grad-accum", type=int, default=1,
+                   help="micro-batches per step in each process (batch-size / (processes x grad-accum) rows each)")
     t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--warmup", type=int, default=100)
@@ -151,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     t.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.*")
-    t.add_argument("--peak-tflops", type=float, help="accelerator peak TFLOP/s, to log MFU")
+    t.add_argument("--peak-tflops", type=float, help="one accelerator's peak TFLOP/s, to log MFU")
     t.add_argument("--max-seconds", type=float, help="stop and checkpoint after this wall time")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--alpha0", type=float, default=0.25,
@@ -177,9 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    if not (args.command == "train" and (args.data or "").startswith("hf:")):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")        # only hub data needs the network
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     return args.func(args)
 
 

@@ -138,7 +138,7 @@ def train_val_split(data: torch.Tensor, val_fraction: float = 0.05, seed: int = 
 
 def batch_at(data: torch.Tensor, step: int, batch_size: int, seed: int = 0, device=None) -> torch.Tensor:
     """The batch for training step ``step``: epochs are seeded permutations of the rows, so any
-    step's batch can be recomputed (exact resume). Returns (B, L) on ``device``."""
+    step's batch can be recomputed (exact resume). Returns (B, L) int64 on ``device``."""
     check_tensor("data", data, ndim=2, dtype_kind="int")
     check_positive_int("batch_size", batch_size)
     N = data.shape[0]
@@ -148,10 +148,10 @@ def batch_at(data: torch.Tensor, step: int, batch_size: int, seed: int = 0, devi
     epoch, k = divmod(step, per_epoch)
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     idx = torch.randperm(N, generator=g)[k * batch_size:(k + 1) * batch_size]
-    x = data[idx]
+    x = data[idx]                      # int64, or int32 for a big corpus (hub.py): made int64 below
     if device is not None and torch.device(device).type == "cuda":
-        return x.pin_memory().to(device, non_blocking=True)
-    return x.to(device) if device is not None else x
+        return x.pin_memory().to(device, non_blocking=True).long()
+    return (x.to(device) if device is not None else x).long()
 
 
 def iterate_batches(data: torch.Tensor, batch_size: int, seed: int = 0, device=None,

@@ -15,6 +15,14 @@ Objectives (the model is the same; only the attention pattern and targets change
 
 Everything random is seeded by (seed, step), so a resumed run repeats an uninterrupted run's
 losses exactly on the CPU.
+
+Many GPUs: under ``torchrun --nproc_per_node=N -m minidlm train ...`` every process runs this same
+loop on its own device, wrapped in DistributedDataParallel (``distributed.py``). The batch of a
+step is the same for any N: each rank takes its N-th of the rows of ``batch_at(train, step, B)``
+and, with ``grad_accum`` = k, feeds them in k micro-batches of B / (N k) rows; the gradients are
+averaged over all of them, so N processes take the same optimizer steps as one (ar and mdm draw
+the masking noise for the whole batch, so up to float rounding). Rank 0 alone logs, evaluates and
+writes checkpoints; a checkpoint holds the plain model, so a run resumes on any N.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from ._validate import check_choice, check_positive_int
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import batch_at, load_tales_tokenizer, load_text, pack_blocks, tales_blocks, train_val_split
@@ -44,10 +53,13 @@ class TrainConfig:
     objective: str = "mdm"          # "ar", "mdm" or "esolm"
     preset: str = "nano"            # model size, see model.PRESETS
     model_overrides: dict = field(default_factory=dict)  # e.g. {"d_model": 128} on top of the preset
-    data: str | None = None         # a .txt file/folder; None = the shipped tiny-tales corpus
+    data: str | None = None         # a .txt file/folder, "hf:NAME[:SPLIT[:COLUMN]]" (hub.py); None = tiny tales
     tokenizer: str | None = None    # tokenizer JSON for --data; None = train a BPE on it
+    hf_max_docs: int | None = None  # hf: data: use the first documents only (None = all)
+    cache_dir: str | None = None    # hf: data: where tokenized corpora are kept (None = ~/.cache/minidlm)
     seq_len: int = 64               # tokens per row (L)
-    batch_size: int = 64            # rows per step (B)
+    batch_size: int = 64            # rows per optimizer step, over all processes (B)
+    grad_accum: int = 1             # micro-batches per step in each process: B / (processes * grad_accum) rows each
     steps: int = 2000               # optimizer steps in all
     lr: float = 3e-3                # peak learning rate
     min_lr_ratio: float = 0.1       # cosine decays to lr * min_lr_ratio
@@ -73,7 +85,7 @@ class TrainConfig:
     def __post_init__(self):
         check_choice("objective", self.objective, OBJECTIVES)
         check_choice("preset", self.preset, PRESETS)
-        for name in ("seq_len", "batch_size", "steps", "eval_batches"):
+        for name in ("seq_len", "batch_size", "steps", "eval_batches", "grad_accum"):
             check_positive_int(name, getattr(self, name))
         for name in ("warmup", "eval_every", "ckpt_every"):
             check_positive_int(name, getattr(self, name), minimum=0)
@@ -82,6 +94,14 @@ class TrainConfig:
         if isinstance(self.alpha0, bool) or not isinstance(self.alpha0, (int, float)) or not 0 <= self.alpha0 <= 1:
             raise ValueError(f"alpha0: expected a number in [0, 1], got {self.alpha0!r}")
         check_choice("variant", self.variant, ("A", "B"))
+        if self.data is not None and self.data.startswith("hf:"):
+            from .hub import parse_spec
+            parse_spec(self.data)                                   # a bad spec fails here, naming data
+        if self.hf_max_docs is not None:
+            check_positive_int("hf_max_docs", self.hf_max_docs)
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"batch_size: expected a multiple of grad_accum = {self.grad_accum} "
+                             f"(each micro-batch has batch_size / grad_accum rows), got {self.batch_size}")
         if self.objective == "esolm" and 0 < self.alpha0 < 1 and self.batch_size < 2:
             raise ValueError(f"batch_size: esolm with 0 < alpha0 < 1 splits each batch between its two terms; "
                              f"expected at least 2, got {self.batch_size}")
@@ -106,11 +126,16 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def build_data(cfg: TrainConfig, out: Path):
+def build_data(cfg: TrainConfig, out: Path, save_tokenizer: bool = True):
     """(train, val, tokenizer). The tokenizer is copied into the run folder."""
     if cfg.data is None:
         tok = load_tales_tokenizer("bpe")
         train, val = tales_blocks(tok, L=cfg.seq_len, seed=cfg.seed)
+    elif cfg.data.startswith("hf:"):
+        from .hub import hub_blocks
+        from .tokenizer import load_tokenizer
+        train, val, tok = hub_blocks(cfg.data, cfg.seq_len, load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None,
+                                     cfg.hf_max_docs, cfg.cache_dir, seed=cfg.seed, progress=cfg.progress)
     else:
         from .tokenizer import BPETokenizer, load_tokenizer
         docs = load_text(cfg.data)
@@ -118,7 +143,8 @@ def build_data(cfg: TrainConfig, out: Path):
         train, val = train_val_split(pack_blocks(tok.encode_batch(docs), cfg.seq_len, tok.bos_id, tok.eos_id),
                                      0.05, cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
-    tok.save(out / "tokenizer.json")
+    if save_tokenizer:
+        tok.save(out / "tokenizer.json")
     return train, val, tok
 
 
@@ -130,12 +156,22 @@ def build_model(cfg: TrainConfig, tok) -> Model:
     return Model(ModelConfig.preset(cfg.preset, **overrides))
 
 
-def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator) -> torch.Tensor:
-    """The objective's loss for a clean batch x0 (B, L): a scalar, nats per token."""
+def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator, rows: slice | None = None) -> torch.Tensor:
+    """The objective's loss for a clean batch x0 (B, L): a scalar, nats per token.
+
+    ``rows``: the loss of these rows only, one micro-batch of a batch split over processes or
+    gradient-accumulation steps. mdm draws the noise for the whole batch before taking the rows, so
+    a row's noise does not depend on the split and the micro-batch losses average to the batch's
+    loss; esolm, which splits a batch between its two terms, splits each micro-batch and draws its
+    noise per micro-batch (the same estimate in expectation, not the same numbers)."""
     if cfg.objective == "ar":
+        x0 = x0 if rows is None else x0[rows]                                       # (b, L)
         return ar_loss(model(x0, is_causal=True), x0)
     B, L = x0.shape
     if cfg.objective == "esolm":
+        if rows is not None:                    # this micro-batch's own noise, seeded by the batch's and its first row
+            seed = int(torch.randint(2**62, (1,), generator=generator)) + rows.start
+            generator, x0 = torch.Generator().manual_seed(seed), x0[rows]           # (b, L)
         keep = torch.zeros(L, dtype=torch.bool, device=x0.device)
         keep[0] = True                                                              # [BOS] stays clean
         # alpha0 = 1 (resp. 0) makes the sequential (resp. diffusion) term identically 0: give every
@@ -148,6 +184,8 @@ def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator) -> torch.
     keep = torch.zeros(L, dtype=torch.bool, device=x0.device)
     keep[0] = True                                                                  # [BOS] stays clean
     xt = mask_tokens(x0, 1 - t.double(), mask_id, generator, keep=keep)            # (B, L)
+    if rows is not None:
+        x0, xt, t = x0[rows], xt[rows], t[rows]                                     # (b, L), (b, L), (b,)
     return mdlm_nelbo(model(xt), x0, xt, t, mask_id, cfg.schedule, reduction="token")
 
 
@@ -174,11 +212,33 @@ def _log(path: Path, record: dict) -> None:
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Train a model as ``cfg`` says; returns a summary dict (final/best val loss, tokens/s...)."""
+    """Train a model as ``cfg`` says; returns a summary dict (final/best val loss, tokens/s...).
+
+    Under torchrun every rank calls this and gets a summary; only rank 0's has the val_loss."""
+    n_parts = distributed.env_world_size() * cfg.grad_accum          # micro-batches per step, all ranks together
+    if cfg.batch_size % n_parts:
+        raise ValueError(f"batch_size: expected a multiple of processes x grad_accum = {distributed.env_world_size()} "
+                         f"x {cfg.grad_accum} = {n_parts} (each micro-batch has batch_size / {n_parts} rows), "
+                         f"got {cfg.batch_size}")
+    if cfg.objective == "esolm" and 0 < cfg.alpha0 < 1 and cfg.batch_size < 2 * n_parts:
+        raise ValueError(f"batch_size: esolm splits each micro-batch between its two terms; expected at least "
+                         f"2 rows per micro-batch ({2 * n_parts} in all), got {cfg.batch_size}")
+    device = distributed.setup(pick_device(cfg.device))      # joins the process group under torchrun
+    try:
+        return _train(cfg, device)
+    finally:
+        distributed.teardown()
+
+
+def _train(cfg: TrainConfig, device: torch.device) -> dict:
     out = Path(cfg.out)
-    device = pick_device(cfg.device)
+    main, rank = distributed.is_main(), distributed.rank()
     torch.manual_seed(cfg.seed)
-    train_data, val_data, tok = build_data(cfg, out)
+    with distributed.main_first():    # rank 0 first: it trains the tokenizer and fills the hub cache; the others
+        # then load its tokenizer (a local corpus) or the cache (hf:), so every rank holds the same tokens
+        local_bpe = cfg.data is not None and not cfg.data.startswith("hf:") and cfg.tokenizer is None
+        data_cfg = dataclasses.replace(cfg, tokenizer=str(out / "tokenizer.json")) if local_bpe and not main else cfg
+        train_data, val_data, tok = build_data(data_cfg, out, save_tokenizer=main)
     if cfg.batch_size > len(train_data):
         raise ValueError(f"batch_size: expected at most the {len(train_data)} training rows, got {cfg.batch_size}")
     model = build_model(cfg, tok).to(device)
@@ -186,7 +246,7 @@ def train(cfg: TrainConfig) -> dict:
     start, best = 0, float("inf")
     log_path = out / "log.jsonl"
 
-    if cfg.resume and (out / "last.json").exists():
+    if cfg.resume and (out / "last.json").exists():              # every rank loads the same checkpoint
         ck = load_checkpoint(out, "last", map_location=device)
         if ck["model_config"] != model.config.to_dict():
             raise ValueError(f"resume: the checkpoint in {out} was made with another model config "
@@ -194,20 +254,26 @@ def train(cfg: TrainConfig) -> dict:
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer_state"])
         start, best = ck["train_state"]["step"], ck["train_state"].get("best_val", float("inf"))
-    elif log_path.exists():
+    elif main and log_path.exists():
         log_path.unlink()                                   # a fresh run starts a fresh log
 
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext()
-    fwd = torch.compile(model) if (cfg.compile and device.type == "cuda") else model
+    ddp = None
+    if distributed.world() > 1:                             # averages the gradients over the ranks in backward
+        from torch.nn.parallel import DistributedDataParallel
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    fwd = torch.compile(ddp or model) if (cfg.compile and device.type == "cuda") else (ddp or model)
     flops_tok = model.flops_per_token(cfg.seq_len)
+    micro = cfg.batch_size // (distributed.world() * cfg.grad_accum)   # rows per micro-batch (b)
+    whole = micro == cfg.batch_size                          # one process, no accumulation: the plain loop
 
-    def checkpoint(tag, step, val=None):
+    def checkpoint(tag, step, val=None):                     # the plain model: resumes on any number of ranks
         state = {"step": step, "best_val": best, "val_loss": val, "train_config": dataclasses.asdict(cfg)}
         save_checkpoint(out, model, model_config=model.config.to_dict(), train_state=state, optimizer=opt, tag=tag)
 
     bar = None
-    if cfg.progress:
+    if cfg.progress and main:
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.steps, initial=start, desc=f"{cfg.objective} {cfg.preset}", unit="step")
     t_start = time.time()
@@ -215,40 +281,54 @@ def train(cfg: TrainConfig) -> dict:
     for step in range(start, cfg.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        x0 = batch_at(train_data, step, cfg.batch_size, cfg.seed, device)
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        with autocast:
-            loss = compute_loss(fwd, x0, cfg, tok.mask_id, g)
+        x0 = batch_at(train_data, step, cfg.batch_size, cfg.seed, device)  # (B, L): the step's batch, on every rank
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss_sum = 0.0
+        for k in range(cfg.grad_accum):
+            lo = (rank * cfg.grad_accum + k) * micro
+            rows = None if whole else slice(lo, lo + micro)              # this rank's k-th micro-batch
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # the step's noise, for any split
+            # DDP averages the gradients over the ranks in the last micro-step's backward only
+            sync = ddp is None or k == cfg.grad_accum - 1
+            with nullcontext() if sync else ddp.no_sync():
+                with autocast:
+                    loss = compute_loss(fwd, x0, cfg, tok.mask_id, g, rows)
+                (loss / cfg.grad_accum).backward()
+            loss_sum = loss_sum + loss.detach()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        tokens_since += x0.numel()
+        tokens_since += x0.numel()                          # the whole batch: tokens/s counts every rank
         done = step + 1
         if done % 10 == 0 or done == cfg.steps:
-            loss_val = loss.item()                          # syncs the device, so time is honest
+            loss_val = distributed.mean((loss_sum / cfg.grad_accum).item())  # syncs the device, so time is honest
             dt = time.time() - t_last
             tps = tokens_since / max(dt, 1e-9)
             rec = {"step": done, "loss": loss_val, "lr": lr_at(step, cfg), "tokens_per_s": tps}
-            if cfg.peak_tflops:
-                rec["mfu"] = tps * flops_tok / (cfg.peak_tflops * 1e12)
-            _log(log_path, rec)
+            if cfg.peak_tflops:                             # peak_tflops is one accelerator's
+                rec["mfu"] = tps * flops_tok / (cfg.peak_tflops * 1e12 * distributed.world())
+            if main:
+                _log(log_path, rec)
             if bar is not None:
                 bar.set_postfix(loss=f"{loss_val:.3f}", tok_s=f"{tps:,.0f}")
             t_last, tokens_since = time.time(), 0
         if bar is not None:
             bar.update(1)
-        out_of_time = cfg.max_seconds is not None and time.time() - t_start > cfg.max_seconds
-        if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps or out_of_time:
+        # rank 0's clock decides, so that every rank stops at the same step
+        out_of_time = cfg.max_seconds is not None and distributed.agree(time.time() - t_start > cfg.max_seconds)
+        do_eval = (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps or out_of_time
+        do_ckpt = (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps or out_of_time
+        if main and do_eval:
             val = evaluate(model, val_data, cfg, tok.mask_id, device, autocast)
             _log(log_path, {"step": done, "val_loss": val, "val_ppl_bound": math.exp(min(val, 50)),
                             "elapsed_s": time.time() - t_start})
             if val < best:
                 best = val
                 checkpoint("best", done, val)
-        if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps or out_of_time:
+        if main and do_ckpt:
             checkpoint("last", done, val)
+        if do_eval or do_ckpt:
+            distributed.barrier()                           # the others wait for rank 0's evaluation and checkpoint
         if out_of_time:
             break
     if bar is not None:

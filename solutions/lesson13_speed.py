@@ -1,0 +1,44 @@
+"""Lesson 13 - speed, latency and the review's claims.
+
+A sampler's trace records the network call at which each answer position became final; a clock
+records when each call ended. From the two follows when a reader can see every prefix of the
+answer (time to first token is the first prefix, the full answer the last). Comparing samplers
+then means comparing (time, quality) points: only the ones no other point beats on both matter.
+"""
+import torch
+
+
+def prefix_ready_times(reveal_step, call_times):
+    """Task 13.1: the time at which each prefix of the answer is final.
+
+    The first k + 1 tokens can be shown once every one of them is final, i.e. after call
+    max_{j <= k} reveal_step[b, j]:
+
+        ready[b, k] = call_times[ max_{j <= k} reveal_step[b, j] - 1 ]
+
+    reveal_step: (B, N) int64, 1-based call numbers; call_times: (C,) float seconds at the end of
+    each call. Returns (B, N) float64. (Hint: torch.cummax.)
+    """
+    call_times = torch.as_tensor(call_times, dtype=torch.float64)
+    last = torch.cummax(reveal_step, dim=1).values                 # (B, N) latest call needed so far
+    return call_times[last - 1]
+
+
+def pareto_front(cost, loss):
+    """Task 13.2: indices of the settings that no other setting dominates, sorted by cost.
+
+    j dominates i when cost[j] <= cost[i] and loss[j] <= loss[i], one of the two strictly.
+    Lower is better for both. Identical points do not dominate each other (keep both).
+    cost, loss: sequences or 1-D tensors of the same length n >= 1. Returns a list of ints,
+    sorted by (cost, loss, index).
+    """
+    cost = torch.as_tensor(cost, dtype=torch.float64)
+    loss = torch.as_tensor(loss, dtype=torch.float64)
+    n = cost.numel()
+    keep = []
+    for i in range(n):
+        dominated = any(cost[j] <= cost[i] and loss[j] <= loss[i] and (cost[j] < cost[i] or loss[j] < loss[i])
+                        for j in range(n))
+        if not dominated:
+            keep.append(i)
+    return sorted(keep, key=lambda i: (float(cost[i]), float(loss[i]), i))
