@@ -40,7 +40,10 @@ class Part:
     gpu: list | None = None     # extra arguments with --gpu (None: the part always runs on the CPU)
 
 
-PARTS = {
+PARTS = {  # the trainings first, the timings last (they suffer most from other jobs on the machine)
+    "spectrum": Part("esolm_spectrum.py", "spectrum", ["--steps", "300", "--batch-size", "32", "--out", "{out}", "--runs", "{runs}"],
+                     ["--out", "{out}", "--runs", "{runs}"]),
+    "reversal": Part("reversal_curse.py", "reversal_cpu.json", ["--json", "{out}"], ["--quick", "--json", "{out}"]),
     "throughput": Part("train_throughput.py", "train_throughput_{dev}.json", ["--preset", "nano", "--json", "{out}"],
                        ["--preset", "nano", "--rounds", "1", "--steps-per-round", "1", "--batch-size", "8",
                         "--json", "{out}"],
@@ -50,9 +53,6 @@ PARTS = {
                         ["--quick", "--json", "{out}"], gpu=["--device", "cuda", "--lengths", "1024", "2048", "4096"]),
     "latency": Part("latency.py", "latency_{dev}.json", ["--json", "{out}"], ["--quick", "--json", "{out}"],
                     gpu=["--device", "cuda"]),
-    "spectrum": Part("esolm_spectrum.py", "spectrum", ["--steps", "300", "--out", "{out}", "--runs", "{runs}"],
-                     ["--out", "{out}", "--runs", "{runs}"]),
-    "reversal": Part("reversal_curse.py", "reversal_cpu.json", ["--json", "{out}"], ["--quick", "--json", "{out}"]),
 }
 
 
@@ -233,13 +233,20 @@ def claim_reversal(r: Report):
         return None
     ar, mdm = fin["ar"], fin["mdm"]
     margin = mdm["reverse"] - ar["reverse"]
-    verdict = "reproduced" if margin >= 0.1 else "not reproduced"
+    if margin >= 0.1:
+        verdict = "reproduced"
+    elif mdm.get("infill", 0) - ar["reverse"] >= 0.5:
+        verdict = "partly: inside the seen sentence only"
+    else:
+        verdict = "not reproduced"
     return ("Bidirectional models escape the reversal curse",
             f"held-out facts, AR vs MDM: forward {ar['forward']:.0%} vs {mdm['forward']:.0%}, reversed question "
             f"{ar['reverse']:.0%} vs {mdm['reverse']:.0%}; the reversed question as a blank in the seen sentence: "
             f"MDM {mdm['infill']:.0%}" + (f", AR by ranking every name {ar['infill_by_ranking']:.0%}"
                                            if "infill_by_ranking" in ar else ""),
-            verdict, "see the reversal section for why" if verdict != "reproduced" else "")
+            verdict, "" if verdict == "reproduced" else
+            "a bidirectional loss trains p(person given the rest of the seen sentence); a new sentence form needs more "
+            "than that (see the reversal section)")
 
 
 CLAIMS = (claim_latency, claim_ttft, claim_confidence, claim_spectrum, claim_cache, claim_reversal)
@@ -250,7 +257,8 @@ def headline_table(r: Report) -> str:
     if not rows:
         return "No results yet: run `python benchmarks/report.py`."
     out = ["| the review's claim | what our miniature measured | verdict | note |", "|---|---|---|---|"]
-    out += [f"| {a} | {b} | **{c}** | {d} |" for a, b, c, d in rows]
+    esc = lambda text: text.replace("|", "\\|")                          # a "|" would split a cell
+    out += [f"| {esc(a)} | {esc(b)} | **{esc(c)}** | {esc(d)} |" for a, b, c, d in rows]
     return "\n".join(out)
 
 
@@ -425,8 +433,8 @@ def section_reversal(r: Report):
     lines = ["## The reversal curse (lesson 13; the shape of LLaDA's Table 4)", "",
              f"{r.cmd('reversal')}: {rv['machine']}; {rv['facts']} made-up facts \"Pelo has a pet named Rudy.\", "
              f"{rv['test_facts']} of them only ever stated forward; both models are the same nano Transformer on "
-             f"characters, same steps and batch. Exact-match accuracy on the held-out facts (greedy, the answer's "
-             "length given):", "",
+             f"{rv.get('tokenizer', 'word')} tokens (every name one token), same steps and batch. Exact-match accuracy "
+             "on the held-out facts (greedy):", "",
              _table(["model", "seed", "steps", "forward", "reverse", "infill (blank first)", "infill by ranking",
                      "reverse, facts also seen reversed", "seconds"], rows), "",
              "LLaDA's Table 4 (poem lines): GPT-4o forward 82.7%, reversal 34.3%; LLaDA 8B Instruct 48.8% and 42.4%.", ""]
@@ -477,9 +485,12 @@ def render_results(r: Report) -> str:
 
 
 def render_readme_section(r: Report) -> str:
+    log = r.load("report_runs.json") or {}
+    took = (f" The committed run took {sum(v['seconds'] for v in log.values()) / 60:.0f} minutes on "
+            f"{next(iter(log.values()))['machine']}." if log else "")
     return "\n".join([BEGIN, "", headline_table(r), "",
                       "Details, commands and plots: [benchmarks/RESULTS.md](benchmarks/RESULTS.md); lesson 13 walks "
-                      "through them.", "", END])
+                      "through them." + took, "", END])
 
 
 def replace_section(text: str, section: str) -> str:

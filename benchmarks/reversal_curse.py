@@ -2,22 +2,24 @@
 
     python benchmarks/reversal_curse.py [--steps 3000] [--json benchmarks/results/reversal_cpu.json]
 
-Both models are the same nano Transformer (4 layers, d_model 128, character tokens, rows of 32)
+Both models are the same nano Transformer (4 layers, d_model 128, word tokens, rows of 12)
 trained for the same steps and batch on the same texts from ``minidlm.reversal``: every fact
 "Pelo has a pet named Rudy." stated forward, and half of them also in reverse ("Rudy is the pet
 of Pelo."), so the reverse *format* is known but the other half's reverse *statement* never seen.
-On that held-out half we ask, greedily, with the answer's length given (all names are 4 letters):
+On that held-out half we ask, greedily (every name is one token):
 
   forward  "Pelo has a pet named ____"          -> Rudy   (the seen direction)
   reverse  "Rudy is the pet of ____"            -> Pelo   (the unseen direction)
   infill   "____ has a pet named Rudy."         -> Pelo   (the reverse question inside the seen
                                                             sentence: needs right-hand context)
 
-AR answers left to right (KV cache); MDM unmasks the four slots, low-confidence first, one per step.
+AR answers left to right (KV cache); MDM unmasks the one blank.
 AR cannot infill by generating, but it can rank: ``ar_rank`` scores every candidate person in the
 full sentence and picks the likeliest (the knowledge is there; only its direction is fixed).
-Accuracy is tracked during training so the curves show when each skill appears. Characters, not
-BPE, so that a name is the same tokens at the start of a sentence and after a space.
+Accuracy is tracked during training so the curves show when each skill appears. Words, not BPE or
+characters, so that a name is the same single token at the start of a sentence and after a space (a
+byte-level BPE gives "Pelo" and " Pelo" different ids, and the held-out " Pelo" would never be seen)
+and so that a fact is one association between two tokens.
 Writes JSON and a PNG beside it; ``--quick`` (or MINIDLM_SMOKE=1) runs a few steps of a tiny model.
 """
 from __future__ import annotations
@@ -38,8 +40,36 @@ from minidlm.sampling import generate, generate_ar
 from minidlm.tokenizer import CharTokenizer
 from minidlm.train import TrainConfig, compute_loss, lr_at
 
-L = 32          # row length: "[BOS]Rudy is the pet of Pelo.[EOS]" is 30 tokens
-NAME = 4        # every name has 4 letters (see minidlm.reversal)
+L = 12          # row length: "[BOS] Rudy is the pet of Pelo . [EOS]" is 10 tokens
+NAME = 1        # every name is one word token
+
+
+class WordTokenizer(CharTokenizer):
+    """One token per word (and per "."): each distinct word is stored as one private-use character
+    of a CharTokenizer, so ids, special tokens, save/load all come from minidlm.tokenizer."""
+
+    def __init__(self, words):
+        self.words = sorted(set(words))
+        self.code = {w: chr(0xE000 + i) for i, w in enumerate(self.words)}
+        self.word_of = {c: w for w, c in self.code.items()}
+        super().__init__(self.code[w] for w in self.words)
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        return text.replace(".", " .").split()
+
+    @classmethod
+    def from_texts(cls, texts):
+        return cls(w for t in texts for w in cls.split(t))
+
+    def encode(self, text: str, add_special: bool = False) -> list[int]:
+        return super().encode("".join(self.code.get(w, "\x00") for w in self.split(text)), add_special)
+
+    def encode_batch(self, texts, add_special: bool = False):
+        return [self.encode(t, add_special) for t in texts]
+
+    def decode(self, ids, skip_special: bool = False) -> str:
+        return " ".join(self.word_of.get(c, c) for c in super().decode(ids, skip_special=True))
 
 
 def build(objective: str, tok, quick: bool) -> Model:
@@ -52,7 +82,7 @@ def build(objective: str, tok, quick: bool) -> Model:
 @torch.no_grad()
 def answer_ar(model, tok, prompts: list[str]) -> list[str]:
     """Greedy continuation of each prompt by NAME tokens."""
-    ids = torch.tensor([[tok.bos_id, *tok.encode(p)] for p in prompts])        # (Q, P)
+    ids = torch.tensor([[tok.bos_id, *tok.encode(p)] for p in prompts])        # (Q, P): prompts of equal length
     out = generate_ar(model, ids.shape[1] + NAME, prompt=ids, batch_size=len(prompts), temperature=0,
                       return_trace=False)                                       # (Q, P + NAME)
     return [tok.decode(r[-NAME:]) for r in out.tolist()]
@@ -68,7 +98,7 @@ def answer_mdm(model, tok, templates: list[str]) -> list[str]:
         rows.append(row + [tok.eos_id] * (L - len(row)))
     x = torch.tensor(rows)                                                        # (Q, L)
     out = generate(model, L, NAME, tok.mask_id, given=x, temperature=0, return_trace=False)
-    starts = [len(tok.encode(t.split(BLANK)[0])) + 1 for t in templates]
+    starts = [len(tok.encode(t.split(BLANK)[0])) + 1 for t in templates]       # the blank, after [BOS]
     return [tok.decode(r[s:s + NAME]) for r, s in zip(out.tolist(), starts)]
 
 
@@ -79,7 +109,7 @@ def answer_ar_rank(model, tok, queries, candidates: list[str]) -> list[str]:
     for template, _ in queries:
         sents = [template.replace(BLANK, c) for c in candidates]
         x = pad_documents(tok.encode_batch(sents), L, tok.bos_id, tok.eos_id)  # (C, L)
-        n = torch.tensor([len(s) + 2 for s in sents])                            # tokens incl. [BOS], [EOS]
+        n = torch.tensor([len(tok.encode(s)) + 2 for s in sents])                # tokens incl. [BOS], [EOS]
         logp = torch.log_softmax(model(x, is_causal=True).float(), -1)          # (C, L, V)
         tok_lp = logp[:, :-1].gather(-1, x[:, 1:, None]).squeeze(-1)            # (C, L - 1)
         keep = torch.arange(L - 1)[None] < (n[:, None] - 1)
@@ -172,14 +202,14 @@ def main(argv=None):
     quick = a.quick or os.environ.get("MINIDLM_SMOKE") == "1"
     steps, facts = (20, 20) if quick else (a.steps, a.facts)
     task = make_reversal_task(n_facts=facts, seed=0, repeats=1)
-    tok = CharTokenizer.from_texts(task.train_texts)
+    tok = WordTokenizer.from_texts(task.train_texts)
     eval_every = max(1, steps // 2) if quick else a.eval_every
     steps_of = {"ar": steps, "mdm": a.mdm_steps if a.mdm_steps and not quick else steps}
     runs = [run(obj, task, tok, steps_of[obj], min(a.batch_size, len(task.train_texts)), eval_every, seed, quick)
             for seed in a.seeds for obj in a.objectives]
     out = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
            "threads": torch.get_num_threads(), "facts": facts, "test_facts": len(task.test_facts),
-           "train_texts": len(task.train_texts), "tokenizer": "characters", "row_length": L,
+           "train_texts": len(task.train_texts), "tokenizer": "words", "row_length": L,
            "quick": quick, "runs": runs}
     path = Path(a.json)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,12 @@ def _reversal(tmp_path, ar_rev, mdm_rev):
 
 def test_reversal_verdict_follows_the_margin(tmp_path):
     assert report.claim_reversal(_reversal(tmp_path, 0.0, 0.5))[2] == "reproduced"
-    assert report.claim_reversal(_reversal(tmp_path, 0.0, 0.05))[2] == "not reproduced"
+    assert report.claim_reversal(_reversal(tmp_path, 0.0, 0.05))[2] == "partly: inside the seen sentence only"
+    r = _reversal(tmp_path, 0.0, 0.05)
+    rv = json.loads((tmp_path / "reversal_cpu.json").read_text())
+    rv["runs"][1]["final"]["infill"] = 0.2                          # no infill either: nothing reproduced
+    (tmp_path / "reversal_cpu.json").write_text(json.dumps(rv))
+    assert report.claim_reversal(r)[2] == "not reproduced"
     words = report.section_reversal(_reversal(tmp_path, 0.0, 0.05))
     assert "does no better" in words and "80%" in words
 
@@ -71,6 +76,8 @@ def test_readme_section_needs_its_markers():
 def test_committed_results_match_their_json():
     """RESULTS.md and the README's section are exactly what the committed JSON renders to."""
     report.main(["--check"])
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| ") and "**" in line]
+    assert rows and all(line.replace("\\|", "").count("|") == 5 for line in rows), "a claim row has a stray '|'"
 
 
 def test_quick_report_builds(tmp_path):
@@ -85,3 +92,21 @@ def test_quick_report_builds(tmp_path):
     assert len(claims) == len(report.CLAIMS)
     log = json.loads((tmp_path / "report_runs.json").read_text())
     assert set(log) == set(report.PARTS)
+
+
+def test_reversal_benchmark_names_are_one_token_anywhere():
+    """The reversal benchmark's word tokens: a name has the same single id at the start of a sentence
+    and after a space (byte-level BPE would give two ids), and decoding inverts encoding."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import reversal_curse as rc
+    finally:
+        sys.path.pop(0)
+    from minidlm.reversal import make_reversal_task
+    task = make_reversal_task(n_facts=6, seed=1, repeats=1)
+    tok = rc.WordTokenizer.from_texts(task.train_texts)
+    person, pet = task.facts[0]
+    fwd, rev = tok.encode(f"{person} has a pet named {pet}."), tok.encode(f"{pet} is the pet of {person}.")
+    assert fwd[0] == rev[-2] and fwd[-2] == rev[0]                  # same ids in both positions
+    assert tok.decode(fwd) == f"{person} has a pet named {pet} ."
+    assert len(fwd) == 7 and tok.mask_id not in fwd
