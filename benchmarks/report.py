@@ -43,7 +43,8 @@ class Part:
 PARTS = {  # the trainings first, the timings last (they suffer most from other jobs on the machine)
     "spectrum": Part("esolm_spectrum.py", "spectrum", ["--steps", "300", "--batch-size", "32", "--out", "{out}", "--runs", "{runs}"],
                      ["--out", "{out}", "--runs", "{runs}"]),
-    "reversal": Part("reversal_curse.py", "reversal_cpu.json", ["--json", "{out}"], ["--quick", "--json", "{out}"]),
+    "reversal": Part("reversal_curse.py", "reversal_cpu.json", ["--seeds", "0", "1", "2", "3", "--json", "{out}"],
+                     ["--quick", "--json", "{out}"]),
     "throughput": Part("train_throughput.py", "train_throughput_{dev}.json", ["--preset", "nano", "--json", "{out}"],
                        ["--preset", "nano", "--rounds", "1", "--steps-per-round", "1", "--batch-size", "8",
                         "--json", "{out}"],
@@ -224,11 +225,22 @@ def claim_cache(r: Report):
             "the paper's 14x at L = 2048 and 65x at 8192 are longer sequences on a GPU; the ratio grows with L here too")
 
 
+def reversal_means(rv) -> dict:
+    """objective -> each final accuracy averaged over the seeds that were run."""
+    out = {}
+    for obj in dict.fromkeys(x["objective"] for x in rv["runs"]):
+        finals = [x["final"] for x in rv["runs"] if x["objective"] == obj]
+        keys = [k for k in finals[0] if k not in ("step", "loss")]
+        out[obj] = {k: sum(f[k] for f in finals) / len(finals) for k in keys}
+    return out
+
+
 def claim_reversal(r: Report):
     rv = r.load("reversal_cpu.json")
     if not rv:
         return None
-    fin = {x["objective"]: x["final"] for x in rv["runs"]}
+    fin = reversal_means(rv)
+    seeds = len({x["seed"] for x in rv["runs"]})
     if not {"ar", "mdm"} <= fin.keys():
         return None
     ar, mdm = fin["ar"], fin["mdm"]
@@ -236,12 +248,15 @@ def claim_reversal(r: Report):
     if margin >= 0.1:
         verdict = "reproduced"
     elif mdm.get("infill", 0) - ar["reverse"] >= 0.5:
-        verdict = "partly: inside the seen sentence only"
+        verdict = ("partly: inside the seen sentence; weakly in a new one" if margin > 0.02 else
+                   "partly: inside the seen sentence only")
     else:
         verdict = "not reproduced"
     return ("Bidirectional models escape the reversal curse",
-            f"held-out facts, AR vs MDM: forward {ar['forward']:.0%} vs {mdm['forward']:.0%}, reversed question "
-            f"{ar['reverse']:.0%} vs {mdm['reverse']:.0%}; the reversed question as a blank in the seen sentence: "
+            f"held-out facts, AR vs MDM ({seeds} seed{'s' * (seeds > 1)}): forward {ar['forward']:.0%} vs {mdm['forward']:.0%}, reversed question "
+            f"{ar['reverse']:.0%} vs {mdm['reverse']:.0%} (MDM by seed: "
+            + ", ".join(f"{x['final']['reverse']:.0%}" for x in rv["runs"] if x["objective"] == "mdm")
+            + "); the reversed question as a blank in the seen sentence: "
             f"MDM {mdm['infill']:.0%}" + (f", AR by ranking every name {ar['infill_by_ranking']:.0%}"
                                            if "infill_by_ranking" in ar else ""),
             verdict, "" if verdict == "reproduced" else
@@ -429,7 +444,7 @@ def section_reversal(r: Report):
     keys = ("forward", "reverse", "infill", "infill_by_ranking", "reverse_seen")
     rows = [[x["objective"].upper(), x["seed"], x["steps"], *[x["final"].get(k) for k in keys], x["seconds"]]
             for x in rv["runs"]]
-    fin = {x["objective"]: x["final"] for x in rv["runs"]}
+    fin = reversal_means(rv)
     lines = ["## The reversal curse (lesson 13; the shape of LLaDA's Table 4)", "",
              f"{r.cmd('reversal')}: {rv['machine']}; {rv['facts']} made-up facts \"Pelo has a pet named Rudy.\", "
              f"{rv['test_facts']} of them only ever stated forward; both models are the same nano Transformer on "
@@ -439,21 +454,29 @@ def section_reversal(r: Report):
                      "reverse, facts also seen reversed", "seconds"], rows), "",
              "LLaDA's Table 4 (poem lines): GPT-4o forward 82.7%, reversal 34.3%; LLaDA 8B Instruct 48.8% and 42.4%.", ""]
     if {"ar", "mdm"} <= fin.keys():
-        lines.append(reversal_words(fin["ar"], fin["mdm"]))
+        lines.append("Averaged over the seeds: " + reversal_words(fin["ar"], fin["mdm"]))
     lines += ["", r.img("reversal_cpu.png", "reversal")]
     return "\n".join(lines)
 
 
 def reversal_words(ar, mdm) -> str:
+    """The reversal result in words, from the seed-averaged accuracies."""
     out = [f"AR answers the seen direction ({ar['forward']:.0%}) and fails the reversed question ({ar['reverse']:.0%}): "
            "the reversal curse." if ar["reverse"] < 0.1 else
            f"AR reaches {ar['reverse']:.0%} on reversed questions."]
-    if mdm["reverse"] - ar["reverse"] >= 0.1:
-        out.append(f"The MDM answers the reversed question {mdm['reverse']:.0%} of the time: the claim holds here.")
+    margin = mdm["reverse"] - ar["reverse"]
+    gap = (f"far below its {mdm['infill']:.0%} on the same facts asked inside the seen sentence, and it varies a lot "
+           "from seed to seed (see the table): a new sentence form needs the fact stored in a direction-free way, "
+           "which bidirectional training gives only sometimes at this scale")
+    if margin >= 0.1:
+        out.append(f"The MDM answers the reversed question {mdm['reverse']:.0%} of the time: the claim holds here, "
+                   f"but {gap}.")
+    elif margin > 0.02:
+        out.append(f"The MDM does only a little better on the reversed sentence ({mdm['reverse']:.0%}), {gap}.")
     else:
         out.append(f"The MDM does no better on the reversed sentence ({mdm['reverse']:.0%}): a new sentence form "
-                   "needs the fact stored in a direction-free way, and bidirectional training alone does not give that "
-                   "here.")
+                   "needs the fact stored in a direction-free way, and bidirectional training alone does not give "
+                   "that here.")
     out.append(f"Asked as a blank inside the sentence it saw (\"____ has a pet named Rudy.\"), the MDM answers "
                f"{mdm['infill']:.0%}: it learned p(person | pet) from the forward sentence, which an AR model cannot "
                "generate" + (f" (though ranking all names under the AR model finds {ar['infill_by_ranking']:.0%})."

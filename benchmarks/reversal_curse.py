@@ -194,7 +194,7 @@ def main(argv=None):
     ap.add_argument("--objectives", nargs="+", default=["ar", "mdm"], choices=["ar", "mdm"])
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--facts", type=int, default=200, help="facts in all; half are test facts")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one pair of runs per seed (init, data order, masking)")
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--json", default="benchmarks/results/reversal_cpu.json")
     ap.add_argument("--quick", action="store_true", help="a tiny model, a few steps: checks the script runs")

@@ -34,13 +34,15 @@ def _reversal(tmp_path, ar_rev, mdm_rev):
 
 def test_reversal_verdict_follows_the_margin(tmp_path):
     assert report.claim_reversal(_reversal(tmp_path, 0.0, 0.5))[2] == "reproduced"
-    assert report.claim_reversal(_reversal(tmp_path, 0.0, 0.05))[2] == "partly: inside the seen sentence only"
+    assert report.claim_reversal(_reversal(tmp_path, 0.0, 0.05))[2] == "partly: inside the seen sentence; weakly in a new one"
+    assert report.claim_reversal(_reversal(tmp_path, 0.0, 0.0))[2] == "partly: inside the seen sentence only"
     r = _reversal(tmp_path, 0.0, 0.05)
     rv = json.loads((tmp_path / "reversal_cpu.json").read_text())
     rv["runs"][1]["final"]["infill"] = 0.2                          # no infill either: nothing reproduced
     (tmp_path / "reversal_cpu.json").write_text(json.dumps(rv))
     assert report.claim_reversal(r)[2] == "not reproduced"
-    words = report.section_reversal(_reversal(tmp_path, 0.0, 0.05))
+    assert "only a little better" in report.section_reversal(_reversal(tmp_path, 0.0, 0.05))
+    words = report.section_reversal(_reversal(tmp_path, 0.0, 0.0))
     assert "does no better" in words and "80%" in words
 
 
