@@ -167,7 +167,8 @@ def claim_ttft(r: Report):
             f"time to the first answer token vs AR at N = {sm['N']}: "
             + ", ".join(f"{k} {v:.0f}x" for k, v in ratios.items()),
             "reproduced" if ok else "not reproduced",
-            "AR's first token costs one call; a diffusion sampler fixes the first position late (one draw per N)")
+            "AR's first token costs one call; a diffusion sampler fixes the first position late (median over "
+            "seeds of where it lands)")
 
 
 def claim_confidence(r: Report):
@@ -380,9 +381,10 @@ def section_latency(r: Report):
     st = lat.get("settings", {})
     head = (f"{r.cmd('latency')}: {_machine(lat.get('machine'))}; a prompt of {st.get('prompt_len', '?')} tokens, "
             f"batch 1, a random-init {st.get('params', 0):,}-parameter model, median of {st.get('repeats', '?')} "
-            "repeats. Time to first token = until the first answer token in reading order is final; first commit "
-            "= until any answer token is final. Where the first token lands is one random draw per N for the "
-            "diffusion samplers, so read their time-to-first-token column as scatter, not a trend.")
+            "repeats, one seed each. Time to first token = until the first answer token in reading order is final; "
+            "first commit = until any answer token is final. For the diffusion samplers the step at which the "
+            "first token lands is a random draw (a median over the seeds here), so their time-to-first-token "
+            "column is noisy.")
     lines = ["## Latency: time to first token and to the full answer (lesson 13)", "", head, ""]
     sm = lat.get("summary") or {}
     if sm.get("vs_ar"):
