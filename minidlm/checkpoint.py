@@ -30,13 +30,14 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
+
+from ._atomic import atomic_write
 
 
 FORMAT = "minidlm-checkpoint"
@@ -64,20 +65,8 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """temp file in the same directory -> flush -> fsync -> os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass  # a leftover temp file is swept by the next save of this tag
-        raise
+    """temp file in the same directory -> flush -> fsync -> os.replace (``_atomic.atomic_write``)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _dedup_shared(state_dict: dict) -> tuple[dict, dict]:

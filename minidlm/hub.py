@@ -28,6 +28,8 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from ._atomic import atomic_write
+
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 TOKENIZER_DOCS = 20_000       # documents the BPE tokenizer is trained on when none is given
 VOCAB_SIZE = 4096             # its vocabulary (the same as for a local --data file)
@@ -110,14 +112,6 @@ def _encode(tok, texts: list[str]) -> list[list[int]]:
     return tok.encode_batch(texts)
 
 
-def _save_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
-
-
 def prepare(spec: str, docs: Iterable[str], tokenizer=None, max_docs: int | None = None, cache_dir=None,
             progress: bool = False):
     """Tokenize ``docs`` as the corpus ``spec`` and write it to the cache (what ``load_corpus``
@@ -152,10 +146,10 @@ def prepare(spec: str, docs: Iterable[str], tokenizer=None, max_docs: int | None
         raise ValueError(f"data: {spec} gave no documents (the corpus is empty)")
     stream = np.concatenate(parts)
     fp = _fingerprint(tokenizer)
-    _save_atomic(folder / f"tokens-{fp}.npy", lambda f: np.save(f, stream))
+    atomic_write(folder / f"tokens-{fp}.npy", lambda f: np.save(f, stream))
     meta = {"spec": spec, "max_docs": max_docs, "documents": n_docs, "tokens": int(stream.size),
             "tokenizer": fp, "vocab_size": tokenizer.vocab_size, "dtype": str(stream.dtype)}
-    _save_atomic(folder / f"tokens-{fp}.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    atomic_write(folder / f"tokens-{fp}.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
     return torch.from_numpy(stream.astype(np.int32)), tokenizer
 
 

@@ -8,9 +8,10 @@ BPE from HF ``tokenizers`` (trained from an iterator of texts, saved as JSON). F
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable
+
+from ._atomic import atomic_write
 
 SPECIAL_TOKENS = ("[PAD]", "[BOS]", "[EOS]", "[MASK]", "[UNK]")
 
@@ -172,11 +173,7 @@ class BPETokenizer(_Specials):
 
 
 def _atomic_write_text(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def load_tokenizer(path):
