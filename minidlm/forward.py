@@ -58,10 +58,16 @@ def mask_tokens(x0, alpha_t, mask_id: int, generator=None, *, pad_id: int | None
 
 def sample_times(batch_size: int, eps: float = 1e-3, antithetic: bool = True, generator=None,
                  device=None) -> torch.Tensor:
-    """Draw t in [eps, 1] for a batch, shape (B,), float32.
+    """Draw t in [eps, 1) for a batch, shape (B,), float64. Lesson 02.
 
     Antithetic (low-discrepancy): one u ~ U(0,1) and t_i = ((u + i/B) mod 1)(1 - eps) + eps, so
-    the batch covers [eps, 1] evenly and the loss estimate has lower variance. Lesson 02.
+    the batch covers [eps, 1) evenly and the loss estimate has lower variance.
+
+    The eps convention (lesson 02): minidlm masks with probability 1 - alpha(t) at t in [eps, 1),
+    like LLaDA (p_mask = (1 - eps) t + eps); MDLM instead draws t in [eps, 1] and masks with
+    probability (1 - eps) t. The times stay float64 and strictly below 1 (at most 1 - 2^-52): in
+    float32 about one draw in 3e7 rounds to exactly 1.0, where sigma(1) = -log alpha(1) is infinite
+    (score entropy, lesson 12) and alpha(1) = 0 leaves nothing clean.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
@@ -73,7 +79,11 @@ def sample_times(batch_size: int, eps: float = 1e-3, antithetic: bool = True, ge
         t = torch.remainder(u + torch.arange(batch_size, dtype=torch.float64) / batch_size, 1.0)
     else:
         t = uniform((batch_size,), g, "cpu")
-    return (t * (1 - eps) + eps).float().to(device or "cpu")
+    t = (t * (1 - eps) + eps).clamp(max=T_MAX)                       # (B,) float64 in [eps, 1)
+    return t.to(device or "cpu")
+
+
+T_MAX = 1.0 - 2.0 ** -52   # the largest time sample_times returns: alpha(t) > 0, sigma(t) finite
 
 
 def reveal_probability(alpha_t, alpha_s) -> torch.Tensor:

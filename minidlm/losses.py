@@ -86,8 +86,17 @@ def _reduce(per_pos: torch.Tensor, counted: torch.Tensor, reduction: str) -> tor
     return per_pos.sum() / counted.sum().clamp(min=1)    # scalar, per counted token
 
 
-def _counted(x0: torch.Tensor, pad_id: int | None) -> torch.Tensor:
-    return torch.ones_like(x0, dtype=torch.bool) if pad_id is None else x0 != pad_id
+def _counted(x0: torch.Tensor, pad_id: int | None, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, L) bool: the positions a per-token loss counts. [PAD] and ``keep`` positions (never
+    masked, such as the [BOS] at 0) cost nothing and are not counted: a per-token NELBO is per
+    token the model has to produce."""
+    counted = torch.ones_like(x0, dtype=torch.bool) if pad_id is None else x0 != pad_id
+    if keep is not None:
+        check_tensor("keep", keep, dtype_kind="bool")
+        if keep.dim() not in (1, 2) or keep.shape[-1] != x0.shape[1] or (keep.dim() == 2 and keep.shape[0] != x0.shape[0]):
+            raise ValueError(f"keep: expected shape (L,) or (B, L) with B, L = {tuple(x0.shape)}, got {tuple(keep.shape)}")
+        counted = counted & ~keep.to(x0.device)
+    return counted
 
 
 def masked_cross_entropy(logits, x0, xt, mask_id: int) -> torch.Tensor:
@@ -122,23 +131,27 @@ def ar_loss(logits, x0, reduction: str = "token", ignore_id: int | None = None) 
 
 # ---------------------------------------------------------------- the NELBO (lesson 05)
 def mdlm_nelbo(logits, x0, xt, t, mask_id: int, schedule="loglinear", reduction: str = "token",
-               pad_id: int | None = None) -> torch.Tensor:
+               pad_id: int | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
     """One-sample estimate of MDLM's continuous-time NELBO:
 
         L = E_t E_{x_t ~ q} [ w(t) * sum_{l : x_t^l = [MASK]} -log x_theta^l(x_t)[x0^l] ],
         w(t) = -alpha'(t) / (1 - alpha(t))   (= 1/t for log-linear).
 
-    t: (B,) times at which x_t was drawn. "token" reduction divides by the counted (non-PAD)
-    tokens, giving a bound on the per-token negative log-likelihood; exp of it bounds perplexity.
+    t: (B,) times at which x_t was drawn, with x_t masked at rate 1 - alpha(t) of the SAME
+    schedule (the weight and the masking must agree, or the estimate is no bound). "token"
+    reduction divides by the counted tokens: not [PAD] (``pad_id``) and not ``keep`` ((L,) or (B, L)
+    bool, positions that are never masked, e.g. [BOS]), giving a bound on the per-token negative
+    log-likelihood of the tokens the model produces; exp of it bounds perplexity.
     """
     check_tensor("x0", x0, ndim=2, dtype_kind="int")
     w = _per_seq_weight("t", get_schedule(schedule).weight(torch.as_tensor(t, dtype=torch.float64)), x0.shape[0], logits.device)
     per_pos = w * masked_cross_entropy(logits, x0, xt, mask_id)   # (B, L)
-    return _reduce(per_pos, _counted(x0, pad_id), reduction)
+    return _reduce(per_pos, _counted(x0, pad_id, keep), reduction)
 
 
 def discrete_nelbo(logits, x0, xt, t, s, T: int, mask_id: int, schedule="loglinear",
-                   reduction: str = "token", pad_id: int | None = None) -> torch.Tensor:
+                   reduction: str = "token", pad_id: int | None = None,
+                   keep: torch.Tensor | None = None) -> torch.Tensor:
     """One-sample estimate of the T-step NELBO (diffusion term; the prior and reconstruction
     terms vanish for masking with alpha(0) = 1, alpha(1) = 0):
 
@@ -155,7 +168,7 @@ def discrete_nelbo(logits, x0, xt, t, s, T: int, mask_id: int, schedule="logline
     a_t, a_s = sched.alpha(t64), sched.alpha(s64)
     w = _per_seq_weight("t", T * (a_s - a_t) / (1 - a_t), x0.shape[0], logits.device)
     per_pos = w * masked_cross_entropy(logits, x0, xt, mask_id)
-    return _reduce(per_pos, _counted(x0, pad_id), reduction)
+    return _reduce(per_pos, _counted(x0, pad_id, keep), reduction)
 
 
 def llada_loss(logits, x0, xt, p_mask, mask_id: int) -> torch.Tensor:

@@ -7,7 +7,8 @@ laptop CPU and at full speed on a GPU (bf16 autocast, optional ``torch.compile``
 Objectives (the model is the same; only the attention pattern and targets change):
   ar   causal attention, next-token targets, loss = mean CE;
   mdm  bidirectional attention, same-position targets, loss = MDLM NELBO per token
-       (x_t from the forward process at antithetic times t; [BOS] is never masked);
+       (x_t masked at rate 1 - alpha(t) of ``schedule`` at antithetic times t; [BOS] is never
+       masked and not counted, so the loss is per generated token, L - 1 per row, like ar's);
   esolm Eso-LM's hybrid NELBO per token (``esolm.esolm_loss``, lessons 09-10): half of each batch
        trains the diffusion phase, half the sequential phase on [z0 ; x], so the model is built
        with max_len = 2 * seq_len (RoPE positions stay < seq_len); ``alpha0`` and ``variant``
@@ -44,8 +45,10 @@ from .forward import mask_tokens, sample_times
 from .esolm import esolm_loss
 from .losses import ar_loss, mdlm_nelbo
 from .model import PRESETS, Model, ModelConfig
+from .schedules import get_schedule
 
 OBJECTIVES = ("ar", "mdm", "esolm")
+MDM_SCHEDULES = ("loglinear", "linear", "cosine")   # esolm has its own alpha0 (1 - t)
 
 
 @dataclass
@@ -66,7 +69,7 @@ class TrainConfig:
     warmup: int = 100               # linear warm-up steps
     weight_decay: float = 0.05      # AdamW decay on 2-D weights
     grad_clip: float = 1.0          # max global grad norm (0 = off)
-    schedule: str = "loglinear"     # noise schedule for mdm
+    schedule: str = "loglinear"     # noise schedule for mdm: masks at rate 1 - alpha(t) and weights by its w(t)
     eps: float = 1e-3               # smallest t drawn
     eval_every: int = 250           # steps between validation passes (0 = only at the end)
     eval_batches: int = 8           # validation batches per pass
@@ -94,6 +97,7 @@ class TrainConfig:
         if isinstance(self.alpha0, bool) or not isinstance(self.alpha0, (int, float)) or not 0 <= self.alpha0 <= 1:
             raise ValueError(f"alpha0: expected a number in [0, 1], got {self.alpha0!r}")
         check_choice("variant", self.variant, ("A", "B"))
+        check_choice("schedule", self.schedule, MDM_SCHEDULES)
         if self.data is not None and self.data.startswith("hf:"):
             from .hub import parse_spec
             parse_spec(self.data)                                   # a bad spec fails here, naming data
@@ -180,13 +184,15 @@ def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator, rows: sli
         loss, _ = esolm_loss(model, x0, cfg.alpha0, cfg.variant, kappa, generator, keep, eps=cfg.eps,
                              mask_id=mask_id)
         return loss
-    t = sample_times(B, cfg.eps, generator=generator, device=x0.device)           # (B,)
+    sched = get_schedule(cfg.schedule)
+    t = sample_times(B, cfg.eps, generator=generator, device=x0.device)           # (B,) float64
     keep = torch.zeros(L, dtype=torch.bool, device=x0.device)
     keep[0] = True                                                                  # [BOS] stays clean
-    xt = mask_tokens(x0, 1 - t.double(), mask_id, generator, keep=keep)            # (B, L)
+    xt = mask_tokens(x0, sched.alpha(t), mask_id, generator, keep=keep)            # (B, L): the schedule's own alpha(t)
     if rows is not None:
         x0, xt, t = x0[rows], xt[rows], t[rows]                                     # (b, L), (b, L), (b,)
-    return mdlm_nelbo(model(xt), x0, xt, t, mask_id, cfg.schedule, reduction="token")
+    # per token the model produces: [BOS] is never masked, so it is not counted (L - 1 per row)
+    return mdlm_nelbo(model(xt), x0, xt, t, mask_id, sched, reduction="token", keep=keep)
 
 
 @torch.no_grad()
