@@ -22,6 +22,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 from minidlm.train import TrainConfig, train  # noqa: E402
 
 
+def cumulative_seconds(elapsed: list[float]) -> list[float]:
+    """A resumed run restarts its clock: where elapsed_s drops, a new segment began, so add the time
+    of the segments before it (the time axis then only goes forward)."""
+    out, offset, last = [], 0.0, 0.0
+    for e in elapsed:
+        if e < last:
+            offset += last
+        out.append(offset + e)
+        last = e
+    return out
+
+
 def read_run(run: Path) -> dict:
     log = [json.loads(l) for l in open(run / "log.jsonl")]
     state = json.loads((run / "last.json").read_text())
@@ -30,7 +42,7 @@ def read_run(run: Path) -> dict:
     vals = [r for r in log if "val_loss" in r]
     return {"objective": cfg["objective"], "run": str(run), "config": cfg,
             "tokens": [r["step"] * tokens_per_step for r in vals],
-            "seconds": [r.get("elapsed_s") for r in vals],
+            "seconds": cumulative_seconds([r.get("elapsed_s", 0.0) for r in vals]),
             "val_loss": [r["val_loss"] for r in vals],
             "train_tokens_per_s": [r["tokens_per_s"] for r in log if "tokens_per_s" in r][-50:]}
 

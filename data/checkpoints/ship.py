@@ -2,6 +2,10 @@
 
     python data/checkpoints/ship.py --run runs/ship-mdm --name tales-mdm-nano \
         --command "python -m minidlm train ..." [--samples 64]
+    python data/checkpoints/ship.py --refresh tales-mdm-nano     # re-measure a shipped card in place
+
+``--refresh`` keeps the weights and how they were trained, and recomputes what the current code
+measures: the validation loss and the sampled stories' quality (after a fix to a loss or a sampler).
 
 Writes data/checkpoints/NAME/ (bf16 weights as safetensors, model.json, tokenizer.json, card.json).
 The card records the exact command, steps, wall time, machine, the validation loss of the
@@ -37,6 +41,41 @@ def val_loss_of(model, tok, train_cfg: dict) -> float:
     return evaluate(model, val, cfg, tok.mask_id, torch.device("cpu"), nullcontext())
 
 
+def quality_of(model, tok, train_cfg: dict, samples: int, seed: int) -> list[dict]:
+    """The tiny-tales checker's scores of ``samples`` stories for each sampler setting the card lists."""
+    objective = train_cfg["objective"]
+    settings = [dict(objective=objective)] if objective == "ar" else \
+        [dict(objective="esolm", alpha0=train_cfg["alpha0"])] if objective == "esolm" else [
+        dict(objective="mdm", steps=32, remasking="low_confidence"),
+        dict(objective="mdm", steps=32, remasking="random"),
+        dict(objective="mdm", steps=63, remasking="low_confidence"),
+        dict(objective="mdm", steps=63, remasking="low_confidence", block_length=21),
+        dict(objective="mdm", steps=8, remasking="low_confidence")]
+    out = []
+    for s in settings:
+        texts = sample_stories(model, tok, samples, seed=seed, **s)
+        out.append({**s, "n": samples, "seed": seed, **story_report(texts), "example": texts[0]})
+        print(json.dumps(out[-1]))
+    return out
+
+
+def refresh(name: str, why: str) -> None:
+    """Re-measure a shipped card in place: val_loss and quality from the shipped weights."""
+    dst = HERE / name
+    card = json.loads((dst / "card.json").read_text())
+    model, _ = load_model(dst, tag="model")
+    tok = load_tokenizer(dst / "tokenizer.json")
+    t0 = time.time()
+    card["val_loss"] = val_loss_of(model, tok, card["train_config"])
+    q = card.get("quality", [])
+    if q:
+        card["quality"] = quality_of(model, tok, card["train_config"], q[0]["n"], q[0]["seed"])
+    card["refreshed"] = {"date": time.strftime("%Y-%m-%d"), "why": why, "machine": machine()}
+    card["card_seconds"] = time.time() - t0
+    (dst / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in card.items() if k not in ("quality", "config", "train_config")}, indent=1))
+
+
 def wall_time(log: list[dict]) -> float:
     """Training wall time from the log: a resumed run restarts its clock, so sum the largest
     elapsed_s of each segment (segments start where the step count goes back)."""
@@ -55,14 +94,20 @@ def machine() -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True)
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--command", required=True, help="the exact training command, for the card")
+    ap.add_argument("--refresh", metavar="NAME", help="re-measure the shipped card NAME in place, then stop")
+    ap.add_argument("--why", default="re-measured with the current code", help="with --refresh: the reason, for the card")
+    ap.add_argument("--run")
+    ap.add_argument("--name")
+    ap.add_argument("--command", help="the exact training command, for the card")
     ap.add_argument("--tag", default="best")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--note", default=None, help="anything the card should say about how it was trained")
     a = ap.parse_args()
+    if a.refresh:
+        return refresh(a.refresh, a.why)
+    if not (a.run and a.name and a.command):
+        ap.error("--run, --name and --command are required (or --refresh NAME)")
     run, dst = Path(a.run), HERE / a.name
     log = [json.loads(l) for l in open(run / "log.jsonl")]
     info = json.loads((run / f"{a.tag}.json").read_text())
@@ -87,20 +132,7 @@ def main():
         "config": model.config.to_dict(), "train_config": train_cfg,
     }
     if a.samples:
-        objective = train_cfg["objective"]
-        settings = [dict(objective=objective)] if objective == "ar" else \
-            [dict(objective="esolm", alpha0=train_cfg["alpha0"])] if objective == "esolm" else [
-            dict(objective="mdm", steps=32, remasking="low_confidence"),
-            dict(objective="mdm", steps=32, remasking="random"),
-            dict(objective="mdm", steps=63, remasking="low_confidence"),
-            dict(objective="mdm", steps=63, remasking="low_confidence", block_length=21),
-            dict(objective="mdm", steps=8, remasking="low_confidence")]
-        card["quality"] = []
-        for s in settings:
-            texts = sample_stories(model, tok, a.samples, seed=a.seed, **s)
-            rep = story_report(texts)
-            card["quality"].append({**s, "n": a.samples, "seed": a.seed, **rep, "example": texts[0]})
-            print(json.dumps(card["quality"][-1]))
+        card["quality"] = quality_of(model, tok, train_cfg, a.samples, a.seed)
     card["card_seconds"] = time.time() - t0
     (dst / "card.json").write_text(json.dumps(card, indent=1))
     print(json.dumps({k: v for k, v in card.items() if k != "quality"}, indent=1))
