@@ -1,5 +1,6 @@
-"""Measuring models and samples (lessons 05 and 13): validation NELBO / perplexity, sample quality
-under the tiny-tales checker, unigram entropy (mode collapse), and task accuracy.
+"""Measuring models and samples (lessons 05 and 13): validation NELBO / perplexity, LLaDA's Monte
+Carlo conditional log-likelihood, sample quality under the tiny-tales checker, unigram entropy
+(mode collapse), and task accuracy.
 """
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from collections import Counter
 
 import torch
 
-from .sampling import generate, generate_ar
+from ._validate import check_positive_int, check_tensor, make_generator
+from .forward import uniform
+from .losses import masked_cross_entropy
+from .sampling import _device_of, generate, generate_ar
 from .tales import pieces, score_texts
 
 
@@ -95,3 +99,94 @@ def generative_perplexity(judge, x: torch.Tensor, eos_id: int) -> float:
     is_eos = (tgt == eos_id).long()
     before_first_eos = (is_eos.cumsum(1) - is_eos) == 0                            # up to the first EOS
     return math.exp((ce * before_first_eos).sum().item() / before_first_eos.sum().clamp(min=1).item())
+
+
+def _ids_2d(name: str, ids, B: int | None) -> torch.Tensor:
+    """(N,) or (B, N) integer ids -> (B, N) (a 1-D row is repeated B times when B is given)."""
+    check_tensor(name, ids, dtype_kind="int")
+    if ids.dim() == 1:
+        ids = ids[None] if B is None else ids[None].expand(B, -1)
+    elif ids.dim() != 2:
+        raise ValueError(f"{name}: expected (N,) or (B, N) token ids, got shape {tuple(ids.shape)}")
+    if B is not None and ids.shape[0] != B:
+        raise ValueError(f"{name}: expected {B} rows to match answer, got {ids.shape[0]}")
+    if (ids < 0).any():
+        raise ValueError(f"{name}: expected token ids >= 0")
+    return ids.long()
+
+
+@torch.no_grad()
+def llada_log_likelihood(model, prompt, answer, mask_id: int, *, n_samples: int = 128, batch_size: int = 32,
+                         generator=None, return_stderr: bool = False):
+    """LLaDA's Monte Carlo estimate of a lower bound on log p(answer | prompt), in nats (lesson 05).
+
+    Each of ``n_samples`` draws per example: l ~ U{1..N} (N = answer length), exactly l answer
+    positions masked uniformly at random (the prompt never is), one bidirectional pass over
+    [prompt ; masked answer], and the SUBS cross-entropy summed over the masked answer tokens,
+    weighted by N / l. The mean over draws estimates -ELBO >= -log p; the result is its negative.
+    Unlike MDLM's 1/t weight the N / l weight is bounded (l >= 1), so the variance is low; a
+    context-free model makes the bound exact. Draws are i.i.d. (LLaDA's own code spreads l evenly
+    over each mini-batch instead), so the standard error is std / sqrt(n_samples).
+
+    prompt: (P,) or (B, P) ids (P may be 0; None = no prompt); answer: (N,) or (B, N) ids, N >= 1,
+    no [MASK]; batch_size: rows per network call. Returns a float for a 1-D answer, a (B,) float64
+    CPU tensor for a batched one; with ``return_stderr`` a pair (estimate, standard error) of the
+    same kind (the standard error is nan when n_samples = 1).
+    """
+    if not callable(model):
+        raise ValueError("model: expected a callable returning logits (B, L, V)")
+    if isinstance(mask_id, bool) or not isinstance(mask_id, int) or mask_id < 0:
+        raise ValueError(f"mask_id: expected a non-negative int token id, got {mask_id!r}")
+    check_positive_int("n_samples", n_samples)
+    check_positive_int("batch_size", batch_size)
+    if not isinstance(return_stderr, bool):
+        raise ValueError(f"return_stderr: expected True or False, got {return_stderr!r}")
+    answer = answer if isinstance(answer, torch.Tensor) else torch.as_tensor(answer)
+    if answer.numel() == 0:
+        raise ValueError("answer: expected at least one token, got an empty answer")
+    single = answer.dim() == 1
+    ans = _ids_2d("answer", answer, None)                                     # (B, N)
+    B, N = ans.shape
+    if (ans == mask_id).any():
+        raise ValueError(f"answer: expected no [MASK] (mask_id={mask_id}) among the answer tokens")
+    if prompt is None:
+        prm = torch.zeros(B, 0, dtype=torch.long)                             # (B, 0)
+    else:
+        prompt = prompt if isinstance(prompt, torch.Tensor) else torch.as_tensor(prompt, dtype=torch.long)
+        if single and prompt.dim() != 1:
+            raise ValueError(f"prompt: expected a 1-D prompt (P,) for a 1-D answer, got shape {tuple(prompt.shape)}")
+        prm = _ids_2d("prompt", prompt, B)                                    # (B, P)
+    device = _device_of(model, None)
+    g = make_generator(generator)
+    seq = torch.cat([prm.to(device), ans.to(device)], 1)                      # (B, P + N)
+    P = prm.shape[1]
+    row_example = torch.arange(B).repeat_interleave(n_samples)                # (B * S,) example of each row
+    est = torch.empty(B * n_samples, dtype=torch.float64)                     # (B * S,) draws of -ELBO
+    gen_device = g.device if g is not None else torch.device("cpu")
+    for lo in range(0, B * n_samples, batch_size):
+        rows = row_example[lo: lo + batch_size]                               # (R,)
+        R = rows.numel()
+        n_mask = torch.randint(1, N + 1, (R,), generator=g, device=gen_device).to(device)   # (R,) l ~ U{1..N}
+        rank = uniform((R, N), g, device).argsort(1).argsort(1)               # (R, N) random order
+        masked = rank < n_mask[:, None]                                       # (R, N) exactly l per row
+        x0 = seq[rows.to(device)]                                             # (R, P + N)
+        xt = x0.clone()
+        xt[:, P:] = x0[:, P:].masked_fill(masked, mask_id)                    # (R, P + N)
+        logits = model(xt)                                                    # (R, P + N, V)
+        if not isinstance(logits, torch.Tensor) or logits.shape[:2] != xt.shape or logits.dim() != 3:
+            raise ValueError(f"model: expected logits of shape ({R}, {P + N}, V), got "
+                             f"{getattr(logits, 'shape', type(logits).__name__)}")
+        V = logits.shape[-1]
+        if mask_id >= V:
+            raise ValueError(f"mask_id: expected an id in [0, {V}), got {mask_id}")
+        if int(seq.max()) >= V:
+            raise ValueError(f"prompt, answer: expected token ids < vocabulary size {V}, got {int(seq.max())}")
+        ce = masked_cross_entropy(logits[:, P:], x0[:, P:], xt[:, P:], mask_id)   # (R, N), 0 where clean
+        est[lo: lo + R] = (ce.double().sum(1) * N / n_mask.double()).cpu()      # (R,) weight N / l
+    draws = est.view(B, n_samples)                                            # (B, S)
+    log_lik = -draws.mean(1)                                                  # (B,)
+    stderr = (draws.std(1) / math.sqrt(n_samples) if n_samples > 1
+              else torch.full((B,), float("nan"), dtype=torch.float64))      # (B,)
+    if single:
+        log_lik, stderr = float(log_lik[0]), float(stderr[0])
+    return (log_lik, stderr) if return_stderr else log_lik

@@ -16,6 +16,8 @@ confidences, the number of network calls) that the lessons replay and animate.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import torch
@@ -35,7 +37,8 @@ class Trace:
                  positions given from the start (prompt, infilling context);
     confidences: list of (B, L) float, the confidence of each masked position's candidate at that
                  step (nan where nothing was masked);
-    nfe:         number of network calls (function evaluations).
+    nfe:         number of network calls (function evaluations); a classifier-free-guidance step
+                 is one call on a doubled batch.
     """
     states: list = field(default_factory=list)
     reveal_step: torch.Tensor | None = None
@@ -98,6 +101,26 @@ def _check_common(model, steps, temperature):
         raise ValueError(f"temperature: expected a number >= 0, got {temperature!r}")
 
 
+def _check_cfg_scale(cfg_scale) -> float:
+    if isinstance(cfg_scale, bool) or not isinstance(cfg_scale, numbers.Real) \
+            or not math.isfinite(cfg_scale) or cfg_scale < 0:
+        raise ValueError(f"cfg_scale: expected a finite number >= 0 (0 = no guidance), got {cfg_scale!r}")
+    return float(cfg_scale)
+
+
+def _guided_logits(model, x: torch.Tensor, context: torch.Tensor, mask_id: int, cfg_scale: float) -> torch.Tensor:
+    """The denoiser's float32 logits (B, L, V) for the state x (B, L), with LLaDA's classifier-free
+    guidance when cfg_scale = w > 0 (lesson 07): one network call on the 2B rows [x ; x with the
+    ``context`` (B, L) positions set to [MASK]], then uncond + (w + 1) * (cond - uncond).
+    w = 0 is a plain call on x. The [MASK] logit is left as the model gave it."""
+    if cfg_scale == 0:
+        return model(x).float()                                              # (B, L, V)
+    uncond_x = x.masked_fill(context, mask_id)                                # (B, L) context hidden
+    both = model(torch.cat([x, uncond_x], 0)).float()                         # (2B, L, V)
+    cond, uncond = both.chunk(2, 0)                                           # (B, L, V) each
+    return uncond + (cfg_scale + 1) * (cond - uncond)                         # (B, L, V)
+
+
 def _start(L, batch_size, mask_id, prompt, device):
     """All-[MASK] start with the prompt (B, P) or (P,) written at the front."""
     check_positive_int("length", L)
@@ -130,20 +153,35 @@ def transfer_counts(n_masked: torch.Tensor, steps: int) -> torch.Tensor:
 def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 1, prompt=None,
              given: torch.Tensor | None = None, remasking: str = "low_confidence",
              block_length: int | None = None, temperature: float = 1.0, top_k: int | None = None,
-             top_p: float | None = None, generator=None, device=None, return_trace: bool = True):
+             top_p: float | None = None, generator=None, device=None, return_trace: bool = True,
+             cfg_scale: float = 0.0):
     """LLaDA-style sampling with a fixed number of commits per step (lessons 07-08).
 
     length: L tokens in all (prompt included); steps: T network calls in all; prompt: ids written
     at the front; given: a (B, L) start state where non-[MASK] tokens are fixed (infilling).
     block_length: semi-autoregressive blocks over the generated part (must divide it; steps must
     be a multiple of the number of blocks). Returns (tokens (B, L), Trace).
+
+    Classifier-free guidance (LLaDA's ``cfg_scale``, lesson 07): with cfg_scale = w > 0 every step
+    also asks the model for an *unconditional* prediction, the same state with the context hidden,
+    and uses the logits uncond + (w + 1) * (cond - uncond): w = 0 is the plain model, larger w
+    pushes towards tokens the context makes likelier. The context is every position that is not
+    [MASK] in the start state (the prompt, or the given tokens when infilling; LLaDA's rule); tokens
+    generated so far stay visible in both passes. Both passes run as ONE network call on a 2B batch,
+    so ``trace.nfe`` still counts network calls (one per step) while the compute per call doubles.
+    w > 0 needs a context in every row (else ValueError).
     """
     _check_common(model, steps, temperature)
     check_choice("remasking", remasking, REMASKING)
+    cfg_scale = _check_cfg_scale(cfg_scale)
     device = _device_of(model, device)
     g = make_generator(generator)
     x, start = _init_state(length, batch_size, mask_id, prompt, given, device)
     batch_size, length = x.shape
+    context = x != mask_id                                                    # (B, L) prompt / given
+    if cfg_scale > 0 and not bool(context.any(1).all()):
+        raise ValueError("cfg_scale: guidance needs a context (a prompt or given tokens) in every row; "
+                         "got a row that is all [MASK]")
     gen_len = length - start
     block_length = gen_len if block_length is None else block_length
     check_positive_int("block_length", block_length)
@@ -165,8 +203,8 @@ def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 
         for i in range(per_block):
             step += 1
             is_mask = x == mask_id                                                # (B, L)
-            logits = model(x).float()                                             # (B, L, V)
-            trace.nfe += 1
+            logits = _guided_logits(model, x, context, mask_id, cfg_scale)        # (B, L, V)
+            trace.nfe += 1                                                        # one call, even with CFG
             logits[..., mask_id] = float("-inf")
             cand = draw_candidates(filter_logits(logits, top_k, top_p), temperature, g)  # (B, L)
             if remasking == "low_confidence":
@@ -266,16 +304,27 @@ def _record(tr: Trace, x, commit, conf, is_mask, step):
 def ancestral(model, length: int, steps: int, mask_id: int, *, schedule="loglinear", batch_size: int = 1,
               prompt=None, given: torch.Tensor | None = None, temperature: float = 1.0,
               top_k: int | None = None, top_p: float | None = None, generator=None, device=None,
-              cache_no_change: bool = True):
+              cache_no_change: bool = True, greedy_last_step: bool = False):
     """MDLM ancestral sampling (lesson 07): T steps from t = 1 to 0; at the step t -> s every masked
     position is revealed independently with probability (alpha_s - alpha_t)/(1 - alpha_t), its token
     drawn from x_theta. The number revealed per step is random: Binomial(#masked, (t - s)/t) for
     log-linear. With ``cache_no_change``, a step that revealed nothing reuses the last network output
     (the model is not time-conditioned, so its input and output are unchanged): fewer calls, same
-    sample. Returns (tokens, Trace)."""
+    sample. Returns (tokens, Trace).
+
+    greedy_last_step: at the last step (s = 0) every position still masked gets the argmax of
+    x_theta instead of a sampled token (MDLM's ``noise_removal``). MDLM runs its T steps from 1 down
+    to t = 1e-5, where almost nothing is left masked, then spends one extra network call on that
+    argmax; here the grid ends at 0, so the last step already reveals everything and the option
+    costs no extra call, but it decides every position still masked after step T - 1 (L / T of them
+    on average for log-linear).
+    Earlier steps draw the same noise, so they are unchanged for the same generator. Default off.
+    """
     from .schedules import get_schedule
 
     _check_common(model, steps, temperature)
+    if not isinstance(greedy_last_step, bool):
+        raise ValueError(f"greedy_last_step: expected True or False, got {greedy_last_step!r}")
     sched = get_schedule(schedule)
     device = _device_of(model, device)
     g = make_generator(generator)
@@ -291,7 +340,10 @@ def ancestral(model, length: int, steps: int, mask_id: int, *, schedule="logline
             logits = model(x).float()
             logits[..., mask_id] = float("-inf")
             tr.nfe += 1
-        cand = draw_candidates(filter_logits(logits, top_k, top_p), temperature, g)        # (B, L)
+        if s == 0 and greedy_last_step:
+            cand = logits.argmax(-1)                                  # (B, L) noise removal: no sampling
+        else:
+            cand = draw_candidates(filter_logits(logits, top_k, top_p), temperature, g)    # (B, L)
         u = torch.rand(x.shape, generator=g, dtype=torch.float64,
                        device=g.device if g is not None else x.device).to(x.device)
         commit = is_mask & (u < p_reveal)

@@ -197,3 +197,136 @@ def test_bad_arguments_of_the_other_samplers(tiny_model):
         edit(tiny_model, text, MASK, span=(0, 2), k_least_confident=2)
     with pytest.raises(ValueError, match="span"):
         edit(tiny_model, text, MASK, span=(5, 3))
+
+
+# ------------------------------------------------------------------ classifier-free guidance (issue 13)
+class Recorder:
+    """Wraps a model and keeps a copy of every input it is called on."""
+
+    def __init__(self, model):
+        self.model, self.inputs = model, []
+
+    def __call__(self, x, **kw):
+        self.inputs.append(x.clone())
+        return self.model(x)
+
+
+def test_cfg_zero_is_the_plain_sampler(tiny_model):
+    prompt = torch.tensor([3, 4, 5, 6])
+    for kw in [dict(), dict(prompt=prompt, block_length=4, remasking="random")]:
+        steps = 8 if not kw else 12
+        a, ta = generate(tiny_model, L, steps, MASK, batch_size=2, generator=4, **kw)
+        rec = Recorder(tiny_model)
+        b, tb = generate(rec, L, steps, MASK, batch_size=2, generator=4, cfg_scale=0.0, **kw)
+        assert torch.equal(a, b) and ta.nfe == tb.nfe == steps
+        assert all(x.shape == (2, L) for x in rec.inputs), "no unconditional rows without guidance"
+
+
+def test_cfg_unconditional_pass_masks_exactly_the_context(tiny_model):
+    prompt = torch.tensor([3, 4, 5])
+    rec = Recorder(tiny_model)
+    out, tr = generate(rec, L, 13, MASK, batch_size=2, prompt=prompt, cfg_scale=1.5, generator=0)
+    assert tr.nfe == 13 and len(rec.inputs) == 13, "both passes share one network call per step"
+    assert (out[:, :3] == prompt).all() and not (out == MASK).any()
+    for k, x in enumerate(rec.inputs):
+        cond, uncond = x[:2], x[2:]
+        assert torch.equal(cond, tr.states[k]), "the conditional rows are the current state"
+        assert (uncond[:, :3] == MASK).all(), "the prompt is hidden in the unconditional rows"
+        assert torch.equal(uncond[:, 3:], cond[:, 3:]), "generated tokens stay visible"
+    # infilling: the context is the non-[MASK] positions of the start state
+    given = torch.full((1, L), MASK)
+    given[0, ::3] = 7
+    rec = Recorder(tiny_model)
+    out, tr = generate(rec, L, 5, MASK, given=given, cfg_scale=2.0, generator=1)
+    assert (out[0, ::3] == 7).all() and not (out == MASK).any()
+    ctx = given[0] != MASK
+    for x in rec.inputs:
+        assert (x[1, ctx] == MASK).all() and torch.equal(x[1, ~ctx], x[0, ~ctx])
+
+
+class PromptSensitive:
+    """Logits W[i] + D[i] when the prompt token (position 0) is visible, W[i] alone when it is
+    [MASK]: cond - uncond = D exactly, so the guided logits are W + (w + 1) D."""
+
+    def __init__(self, W, D):
+        self.W, self.D = W, D
+
+    def __call__(self, x, **kw):
+        seen = (x[:, :1] != MASK).float()[..., None]                    # (B, 1, 1)
+        return self.W[None] + seen * self.D[None]                        # (B, L, V)
+
+
+def test_cfg_follows_the_llada_formula():
+    n = 4                                        # a prompt token and three generated positions
+    A, B_ = 3, 4
+    W = torch.full((n, V), -30.0)
+    W[:, A], W[:, B_] = 2.0, 0.0
+    D = torch.zeros(n, V)
+    D[:, B_] = 1.9                               # cond: A 2.0 > B 1.9; uncond: A 2.0 > B 0.0
+    model, prompt = PromptSensitive(W, D), torch.tensor([5])
+    plain, _ = generate(model, n, 3, MASK, prompt=prompt, temperature=0.0)
+    assert (plain[0, 1:] == A).all()
+    # guided B logit = 1.9 (w + 1): it beats A = 2 iff w > 2/1.9 - 1 = 0.0526 (the (w + 1) factor;
+    # a plain w factor would need w > 1.05)
+    weak, _ = generate(model, n, 3, MASK, prompt=prompt, temperature=0.0, cfg_scale=0.04)
+    strong, _ = generate(model, n, 3, MASK, prompt=prompt, temperature=0.0, cfg_scale=0.07)
+    assert (weak[0, 1:] == A).all() and (strong[0, 1:] == B_).all()
+    # the confidences are the softmax of exactly uncond + (w + 1)(cond - uncond)
+    g = torch.Generator().manual_seed(0)
+    W, D = torch.randn(L, V, generator=g), torch.randn(L, V, generator=g)
+    w = 0.8
+    out, tr = generate(PromptSensitive(W, D), L, 6, MASK, batch_size=2, prompt=torch.tensor([5, 6, 7, 8]),
+                       temperature=0.0, cfg_scale=w)
+    guided = W + (w + 1) * D                                             # (L, V)
+    guided[:, MASK] = float("-inf")
+    expected = torch.softmax(guided, -1).max(-1).values                  # (L,) argmax confidence
+    assert torch.allclose(tr.confidences[0][:, 4:], expected[4:].expand(2, -1), atol=1e-5)
+
+
+def test_cfg_bad_arguments(tiny_model):
+    prompt = torch.tensor([3, 4])
+    for bad in [-0.5, "1", True, None, float("nan"), float("inf"), torch.tensor(1.0)]:
+        with pytest.raises(ValueError, match="cfg_scale"):
+            generate(tiny_model, L, 4, MASK, prompt=prompt, cfg_scale=bad)
+    with pytest.raises(ValueError, match="cfg_scale"):
+        generate(tiny_model, L, 4, MASK, cfg_scale=1.0)                  # nothing to condition on
+    given = torch.full((2, L), MASK)
+    given[0, 0] = 3                                                      # row 1 has no context
+    with pytest.raises(ValueError, match="cfg_scale"):
+        generate(tiny_model, L, 4, MASK, given=given, cfg_scale=1.0)
+
+
+# ------------------------------------------------------------------ MDLM's greedy last step (noise removal)
+class FixedLogits:
+    """Input-independent logits (L, V): the prediction at every step is known in advance."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def __call__(self, x, **kw):
+        return self.table[None].expand(x.shape[0], -1, -1).clone()
+
+
+def test_greedy_last_step_takes_the_argmax_and_leaves_earlier_steps_alone():
+    table = torch.randn(L, V, generator=torch.Generator().manual_seed(1))   # moderate logits: samples vary
+    argmax = table.masked_fill(torch.arange(V) == MASK, float("-inf")).argmax(-1)   # (L,)
+    T, B = 4, 64
+    base, tb = ancestral(FixedLogits(table), L, T, MASK, batch_size=B, generator=9, temperature=1.0)
+    out, tg = ancestral(FixedLogits(table), L, T, MASK, batch_size=B, generator=9, temperature=1.0,
+                        greedy_last_step=True)
+    assert all(torch.equal(tg.states[k], tb.states[k]) for k in range(T)), "steps before the last are unchanged"
+    last = tg.reveal_step == T                                           # committed at the final step
+    assert last.sum() > 50 and not (out == MASK).any()
+    assert torch.equal(out[last], argmax.expand(B, -1)[last])
+    assert torch.equal(out[~last], base[~last]) and tg.nfe == tb.nfe
+    assert (base[last] != argmax.expand(B, -1)[last]).any(), "without it the last step samples"
+
+
+def test_greedy_last_step_with_a_real_model(tiny_model):
+    out, tr = ancestral(tiny_model, L, 6, MASK, batch_size=8, generator=2, temperature=1.0, greedy_last_step=True)
+    logits = tiny_model(tr.states[-2]).float()
+    logits[..., MASK] = float("-inf")
+    last = tr.reveal_step == 6
+    assert torch.equal(out[last], logits.argmax(-1)[last])
+    with pytest.raises(ValueError, match="greedy_last_step"):
+        ancestral(tiny_model, L, 6, MASK, greedy_last_step="yes")
