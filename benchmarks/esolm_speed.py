@@ -14,8 +14,10 @@ training, so no checkpoint is needed:
   ar_cache       AR with a KV cache (``sampling.generate_ar``): NFE = L, one token per call.
 
 A second pair of rows uses a fixed step budget T = L/4 (4 tokens per step) for mdlm_uncached and
-esolm_cached. Reported: the median wall time of the repeats (time.perf_counter, CUDA synchronised
-before each clock read), tokens per second, and ``speedup_vs_mdlm`` = mdlm_uncached / esolm_cached
+esolm_cached. esolm_cached uses ``counts="even"`` (the same number of tokens every step), so that it
+makes exactly T calls, as the MDM sampler does (the paper's binomial counts skip empty steps).
+Reported: the median wall time of the repeats (time.perf_counter, CUDA synchronised before each
+clock read), tokens per second, and ``speedup_vs_mdlm`` = mdlm_uncached / esolm_cached
 at the largest L. On CUDA the SDPA backends are pinned to flash / memory-efficient attention.
 Writes JSON and a PNG plot next to it. ``--quick`` (or MINIDLM_SMOKE=1) runs small lengths once.
 """
@@ -66,7 +68,7 @@ def samplers(model, L: int, B: int, T: int):
         "mdlm_uncached": lambda: generate(model, L, T, MASK, batch_size=B, prompt=bos, remasking="random",
                                           generator=0),
         "esolm_cached": lambda: esolm_sample(model, L, MASK, 1.0, batch_size=B, prompt=bos, diffusion_steps=T,
-                                             generator=0),
+                                             counts="even", generator=0),
         "ar_cache": lambda: generate_ar(model, L, batch_size=B, bos_id=BOS, generator=0),
     }
 

@@ -15,12 +15,14 @@ time does not depend on training, but WHICH step commits which position does (se
                 budget of T = 16 steps (min(16, N)), a full bidirectional pass over P + N tokens
                 per step, N / T tokens committed per step, the most confident first.
   mdm_T=N/4     the same with T = N/4 steps (4 tokens per step).
-  esolm_a0.25   Eso-LM (B) with its exact KV cache (``esolm.esolm_sample``), alpha0 = 0.25: about a
-                quarter of the answer positions, chosen at random, are decoded by the diffusion
-                phase in ``esolm_schedule``'s default number of steps (about a quarter of their
-                count), then the rest left to right, one per call.
+  esolm_a0.25   Eso-LM (B) with its exact KV cache (``esolm.esolm_sample``), alpha0 = 0.25, with
+                the paper's schedule (``esolm_schedule``'s default ``counts="binomial"``): T =
+                round(0.25 N / 4) diffusion steps from t = 1 to 0 each reveal a binomial count of the
+                still-masked positions, chosen at random (about a quarter of the answer in all,
+                ~4 per step; empty steps are skipped), then the rest left to right, one per call.
   esolm_a1      Eso-LM (B) cached, alpha0 = 1: every position in the diffusion phase, in a random
-                order, in T = 16 steps (diffusion_steps = min(16, N)).
+                order, in T = 16 steps (diffusion_steps = min(16, N)) with ``counts="even"`` (N / T
+                per step): a fixed budget of T calls, like mdm_T16.
 
 Every sampler makes exactly one network call per step, so step k = call k. Measured per sampler
 and N, on the same runs (the median over the repeats of each quantity):
@@ -106,7 +108,7 @@ def samplers(model, prompt: torch.Tensor, N: int, seed: int = 0) -> dict:
         "mdm_T=N/4": (max(1, N // 4), lambda: generate(model, L, max(1, N // 4), MASK, prompt=prompt, generator=seed)),
         "esolm_a0.25": (None, lambda: esolm_sample(model, L, MASK, 0.25, prompt=prompt, generator=seed)),
         "esolm_a1": (T16, lambda: esolm_sample(model, L, MASK, 1.0, prompt=prompt, diffusion_steps=T16,
-                                               generator=seed)),
+                                               counts="even", generator=seed)),
     }
 
 

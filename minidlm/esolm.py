@@ -16,6 +16,18 @@ over tokens sorted clean-first (``masks.sort_indices``); only the attention mask
 Variant B makes attention causal in the sorted order, so a clean token's keys/values never depend
 on anything decoded after it: they can be cached EXACTLY while sampling, and every step costs only
 the tokens it touches (``esolm_sample``, lesson 10).
+
+Variant A is the paper's Eso-LM (A) (official code s-sahoo/Eso-LMs, scripts/esolm/train_owt_esolma_*.sh:
+``diffusion_attn_mode=mixed2``, ``sequential_attn_mode=mixed``, ``sequential_shuffle=False``): the
+tokens that are clean in the input see each other bidirectionally in BOTH phases (prefix-LM over the
+clean prefix of the sorted order), [MASK]s and the tokens decoded by the sequential phase stay
+causal. Better likelihood, but a clean token's keys/values change when more tokens become clean,
+so there is no exact cache: it samples with ``use_cache=False`` only.
+
+Sampling schedule (``esolm_schedule``): by default (``counts="binomial"``) the diffusion phase
+runs T steps from t = 1 to 0 under alpha_t = alpha0 (1 - t) and reveals each still-masked position
+with probability (alpha_s - alpha_t) / (1 - alpha_t), as the paper (and MDLM's ancestral sampler)
+does; what is still masked at t = 0 goes to the sequential phase.
 """
 from __future__ import annotations
 
@@ -80,9 +92,14 @@ def esolm_loss(model, x0: torch.Tensor, alpha0: float, variant: str = "B", kappa
       run through the model with the variant's mask and their original RoPE positions, and each
       masked token's CE (SUBS: [MASK] logit -inf) is weighted by alpha0 / (1 - alpha0 (1 - t)).
     Sequential rows: z0 masks each token with probability 1 - alpha0. The input is [z0 ; x] (2L),
-      both halves sorted the same way (z0's clean tokens first in random order, its [MASK]s left to
-      right), positions = the original positions for both halves, mask = ``esolm_sequential_mask``;
-      the loss is the CE of the z0-half [MASK] queries against their true tokens.
+      both halves sorted the same way (z0's clean tokens first, its [MASK]s left to right),
+      positions = the original positions for both halves, mask = ``esolm_sequential_mask`` of the
+      variant; the loss is the CE of the z0-half [MASK] queries against their true tokens.
+      Variant B shuffles the clean tokens (random order; official ``sequential_shuffle=True``).
+      Variant A keeps them in their natural order (official ``sequential_shuffle=False``: its
+      clean tokens see each other both ways, so their order changes no loss term) and lets them
+      attend to each other bidirectionally in the x half (``esolm_sequential_mask(..., variant="A",
+      n_clean=#clean tokens of z0 per row)``).
       The model's max_len must therefore be >= 2L (positions stay < L): the training loop builds
       Eso-LM models with max_len = 2 * seq_len.
 
@@ -96,7 +113,8 @@ def esolm_loss(model, x0: torch.Tensor, alpha0: float, variant: str = "B", kappa
       ``losses.mdlm_nelbo`` (log-linear) of the diff rows for the same z_t and logits.
 
     Random draws, in this order from ``generator``: t, the z_t mask, the diffusion sort offsets (diff
-    rows), then the z0 mask and the sequential sort offsets (seq rows); a skipped term draws nothing.
+    rows), then the z0 mask and (variant B only) the sequential sort offsets (seq rows); a skipped
+    term draws nothing.
     Returns (loss, parts): parts holds detached "seq" and "diff" terms, the row/token counts and the
     draws ("t", "zt", "diff_idx", "z0", "seq_idx"; None when skipped).
     """
@@ -152,11 +170,18 @@ def esolm_loss(model, x0: torch.Tensor, alpha0: float, variant: str = "B", kappa
     if do_seq:
         xq = x0[n_diff:]                                                            # (Bs, L)
         z0 = mask_tokens(xq, alpha0, mask_id, g, keep=~counted[n_diff:])           # (Bs, L)
-        idx = sort_indices(z0 == mask_id, shuffle=True, keep_masks_in_order=True, generator=g)  # (Bs, L)
+        if variant == "B":   # clean tokens shuffled, [MASK]s left to right
+            idx = sort_indices(z0 == mask_id, shuffle=True, keep_masks_in_order=True, generator=g)  # (Bs, L)
+        else:                # A: natural order in both groups, nothing drawn
+            idx = sort_indices(z0 == mask_id, shuffle=False)                         # (Bs, L)
         z0s, xqs = gather_sorted(z0, idx), gather_sorted(xq, idx)                  # (Bs, L) sorted
         inp = torch.cat([z0s, xqs], 1)                                              # (Bs, 2L): [z0 ; x]
         pos = torch.cat([idx, idx], 1)                                              # (Bs, 2L): original positions
-        logits = model(inp, attn_mask=esolm_sequential_mask(L, x0.device), positions=pos)[:, :L]  # (Bs, L, V) z0 half
+        if variant == "B":
+            mask = esolm_sequential_mask(L, x0.device)                              # (2L, 2L)
+        else:
+            mask = esolm_sequential_mask(L, x0.device, variant="A", n_clean=(z0s != mask_id).sum(1))  # (Bs, 2L, 2L)
+        logits = model(inp, attn_mask=mask, positions=pos)[:, :L]                  # (Bs, L, V) z0 half
         ce = masked_cross_entropy(logits, xqs, z0s, mask_id)                        # (Bs, L), 0 at clean
         seq_term = ce.sum() / counted[n_diff:].sum().clamp(min=1)
         parts.update(z0=z0, seq_idx=idx)
@@ -184,21 +209,52 @@ class EsoTrace(Trace):
     peak_cache_bytes: int = 0
 
 
+COUNTS = ("binomial", "even")
+
+
 def esolm_schedule(n_gen: int, alpha0: float, diffusion_steps: int | None = None,
-                   generator=None) -> tuple[int, list[int]]:
+                   generator=None, *, counts: str = "binomial") -> tuple[int, list[int]]:
     """How many tokens each step decodes, chosen before sampling starts (lesson 10).
 
-    Each of the n_gen positions goes to the diffusion phase with probability alpha0 (so their
-    count is Binomial(n_gen, alpha0)); they are split as evenly as possible over ``diffusion_steps``
-    steps (default: about a quarter of their count, at least 1; never more steps than tokens),
-    then the sequential phase decodes the rest one per step.
-    Returns (n_diffusion, step sizes): the diffusion steps' sizes followed by n_gen - n_diffusion 1s.
+    counts="binomial" (the default; the paper's sampler, official ``EsoLM._tokens_unmasked_per_step``):
+      T = ``diffusion_steps`` diffusion steps (default max(1, round(alpha0 * n_gen / 4)), about four
+      tokens per step) run from t = 1 to 0 under alpha_t = alpha0 (1 - t); the step from t to
+      s = t - 1/T reveals each still-masked position with probability (alpha_s - alpha_t) / (1 - alpha_t),
+      i.e. Binomial(#still masked, that probability) positions. Whatever is still masked at t = 0
+      (a share 1 - alpha0 in expectation) goes to the sequential phase. It is the default because it
+      matches the forward process the model was trained on: after each step (at time s) the
+      positions decoded so far are exactly q's clean positions at s (each clean with probability
+      alpha_s, independently; the count per step is what q gives), and the sequential phase
+      receives a z0 ~ q(. | alpha0), as in the sequential term of the loss. Steps that draw 0
+      tokens are dropped (no network call is made for them), so there may be fewer than T.
+      How it is drawn: one uniform u per position; a position is revealed at the first step whose
+      alpha_s exceeds u (never, if u >= alpha0). Given the r positions still masked before a step,
+      the number revealed is then exactly Binomial(r, (alpha_s - alpha_t) / (1 - alpha_t)): the same
+      law as drawing the per-step binomials one after another, with n_gen draws in all, and the
+      same n_diffusion as counts="even" for the same generator.
+    counts="even" (the earlier minidlm schedule): each of the n_gen positions goes to the diffusion
+      phase with probability alpha0 (their count is Binomial(n_gen, alpha0)); they are split as evenly
+      as possible over ``diffusion_steps`` steps (default: about a quarter of their count, at least 1;
+      never more steps than tokens). A fixed number of calls, for speed benchmarks at a set budget.
+
+    Returns (n_diffusion, step sizes): the (nonzero) diffusion steps' sizes followed by
+    n_gen - n_diffusion 1s (the sequential phase).
     """
     check_positive_int("n_gen", n_gen)
     alpha0 = _check_alpha0(alpha0)
     if diffusion_steps is not None:
         check_positive_int("diffusion_steps", diffusion_steps)
+    check_choice("counts", counts, COUNTS)
     u = uniform((n_gen,), make_generator(generator), "cpu")                        # (n_gen,) in [0, 1)
+    if counts == "binomial":
+        T = max(1, round(alpha0 * n_gen / 4)) if diffusion_steps is None else diffusion_steps
+        # alpha at the end of step k (s = 1 - k/T) is alpha0 k/T; k/T = 1 exactly at k = T, so the last is alpha0
+        alpha_end = alpha0 * (torch.arange(1, T + 1, dtype=torch.float64) / T)    # (T,) increasing
+        step = torch.searchsorted(alpha_end, u, right=True)                         # (n_gen,) 0-based step, T = never
+        per_step = torch.bincount(step[step < T], minlength=T)                      # (T,) tokens revealed per step
+        sizes = [int(c) for c in per_step if c > 0]
+        n_diff = sum(sizes)
+        return n_diff, sizes + [1] * (n_gen - n_diff)
     n_diff = int((u < alpha0).sum())                                                # Binomial(n_gen, alpha0)
     if n_diff == 0:
         return 0, [1] * n_gen
@@ -220,11 +276,16 @@ def _window_mask(n_cached: int, W: int, device) -> torch.Tensor | None:
 def esolm_sample(model, length: int, mask_id: int, alpha0: float, *, batch_size: int = 1, prompt=None,
                  use_cache: bool = True, temperature: float = 1.0, diffusion_steps: int | None = None,
                  variant: str = "B", top_k: int | None = None, top_p: float | None = None,
-                 generator=None, device=None, cache: KVCache | None = None, return_logits: bool = False):
+                 generator=None, device=None, cache: KVCache | None = None, return_logits: bool = False,
+                 counts: str = "binomial"):
     """Two-phase Eso-LM sampling with the exact KV cache of variant B (lesson 10).
 
-    1. The schedule comes first (``esolm_schedule``): how many positions the diffusion phase decodes
-       (drawn once per batch, so every row takes the same step sizes) and in how many steps. Each row
+    1. The schedule comes first (``esolm_schedule(L - P, alpha0, diffusion_steps, generator,
+       counts=counts)``, the first draw from ``generator``): how many positions each diffusion step
+       decodes (drawn once per batch, so every row takes the same step sizes). ``counts="binomial"``
+       (default) is the paper's: T steps from t = 1 to 0, each revealing a binomial count of the
+       still-masked positions, as the forward process the model was trained on; ``counts="even"``
+       splits a Binomial(L - P, alpha0) count evenly over the steps (a fixed number of calls). Each row
        then picks ITS diffusion positions and their order at random; its sequential positions are
        the rest, left to right. The prompt (``prompt``: (P,) or (B, P) ids at positions 0..P-1,
        e.g. [BOS]) is clean from the start and first in the decode order.
@@ -236,9 +297,15 @@ def esolm_sample(model, length: int, mask_id: int, alpha0: float, *, batch_size:
        clean tokens stay cached: memory grows linearly with the length, and every clean token is
        processed exactly once.
     ``use_cache=False`` recomputes from scratch at every step over the sorted sequence [every clean
-    token so far, in decode order ; the [MASK]s decoded now] under the causal sorted mask: the same
-    numbers (tested), only slower. ``variant="A"`` (clean tokens see each other both ways during
-    the diffusion phase) has no exact cache and needs ``use_cache=False``.
+    token so far, in decode order ; the [MASK]s decoded now] under the causal sorted mask (variant B):
+    the same numbers (tested), only slower.
+    ``variant="A"`` (the paper's Eso-LM (A); no exact cache, needs ``use_cache=False``) feeds the same
+    b sorted slots with A's prefix-LM mask ``esolm_diffusion_mask(cutoff, b, "A")``: the first
+    ``cutoff`` slots see each other both ways, the rest are causal. As in the official sampler
+    (s-sahoo/Eso-LMs algo.py, ``EsoLM.generate_samples``: ``mixed2`` with ``cutoffs``), a diffusion
+    step uses cutoff = a (every token clean so far, as in A's diffusion training mask), a sequential
+    step cutoff = P + n_diffusion (the prompt and the diffusion-phase tokens, i.e. the clean tokens
+    of z0; the tokens decoded one by one stay causal, as in A's sequential training mask).
     cache: optionally a preallocated ``model.new_cache(batch_size, capacity >= length)`` to reuse;
     it is emptied first.
 
@@ -257,6 +324,7 @@ def esolm_sample(model, length: int, mask_id: int, alpha0: float, *, batch_size:
     alpha0 = _check_alpha0(alpha0)
     check_positive_int("batch_size", batch_size)
     check_choice("variant", variant, VARIANTS)
+    check_choice("counts", counts, COUNTS)
     if not isinstance(use_cache, bool):
         raise ValueError(f"use_cache: expected a bool, got {use_cache!r}")
     if use_cache and not hasattr(model, "new_cache"):
@@ -271,7 +339,7 @@ def esolm_sample(model, length: int, mask_id: int, alpha0: float, *, batch_size:
     x = _start(length, batch_size, mask_id, prompt, device)                        # (B, L) original order
     B, L = x.shape
     P = 0 if prompt is None else torch.as_tensor(prompt).shape[-1]
-    n_diff, sizes = esolm_schedule(L - P, alpha0, diffusion_steps, g)
+    n_diff, sizes = esolm_schedule(L - P, alpha0, diffusion_steps, g, counts=counts)
     n_diff_steps = len(sizes) - (L - P - n_diff)
 
     # the decode order: prompt, then each row's diffusion positions at random, then the rest left to right
@@ -308,8 +376,10 @@ def esolm_sample(model, length: int, mask_id: int, alpha0: float, *, batch_size:
             fed = a
             tr.cache_lengths.append(len(cache))
         else:
-            if variant == "A" and step <= n_diff_steps:                             # a diffusion step in A
-                out = model(xs[:, :b], attn_mask=esolm_diffusion_mask(a, b, "A", device), positions=order[:, :b])
+            if variant == "A":   # clean prefix bidirectional: all clean so far (diffusion), z0's clean (sequential)
+                cutoff = a if step <= n_diff_steps else P + n_diff
+                out = model(xs[:, :b], attn_mask=esolm_diffusion_mask(cutoff, b, "A", device),
+                            positions=order[:, :b])                                  # (B, b, V)
             else:
                 out = model(xs[:, :b], positions=order[:, :b], is_causal=True)       # (B, b, V)
             logits = out[:, a:b].float()                                             # (B, k, V)

@@ -6,7 +6,8 @@ Every mask here is True where query i MAY attend to key j, the convention of ``M
   ``bidirectional_mask(L)``     MDM: everyone sees everyone;
   ``prefix_mask(L, P)``         prefix LM: the first P tokens see each other, the rest are causal;
   ``esolm_diffusion_mask``      Eso-LM's diffusion phase, variant A or B, in SORTED coordinates;
-  ``esolm_sequential_mask``     Eso-LM's sequential phase over the 2L input [z0 ; x], sorted.
+  ``esolm_sequential_mask``     Eso-LM's sequential phase over the 2L input [z0 ; x], sorted,
+                                variant A (clean tokens of z0 bidirectional) or B (causal).
 
 The sort trick. Eso-LM's attention patterns look irregular in the original token order (who is
 clean depends on the sample), but become standard masks once the tokens are reordered so that all
@@ -104,9 +105,9 @@ def esolm_diffusion_mask(n_clean, L: int, variant: str = "B", device=None) -> to
     return causal | (clean[:, None] & clean[None, :])                  # (L, L)
 
 
-def esolm_sequential_mask(L: int, device=None) -> torch.Tensor:
+def esolm_sequential_mask(L: int, device=None, *, variant: str = "B", n_clean=None) -> torch.Tensor:
     """Eso-LM's sequential-phase training mask over the 2L input [z0 ; x], both halves in the same
-    SORTED order (z0's clean tokens first, its [MASK]s left to right). Shape (2L, 2L). Lesson 09.
+    SORTED order (z0's clean tokens first, its [MASK]s left to right). Lesson 09.
 
     Rows/columns 0..L-1 are the z0 half, L..2L-1 the x half (the clean sequence), sorted slot j of
     either half at index j resp. L + j.
@@ -116,14 +117,46 @@ def esolm_sequential_mask(L: int, device=None) -> torch.Tensor:
                    clean": all clean tokens of z0 and the true tokens of the earlier [MASK]s.
                    z0's clean tokens follow the same rule (they carry no loss; giving them the
                    same rule keeps the mask independent of the sample, and no row is empty);
-      x query j  -> the x keys at sorted slots <= j (causal), never the z0 half.
+      x query j  -> variant "B": the x keys at sorted slots <= j (causal), never the z0 half;
+                    variant "A": causal OR (j < n_clean AND k < n_clean): the n_clean tokens that
+                    are clean in z0 (sorted first) see each other both ways, the x tokens of z0's
+                    [MASK]s stay causal; never the z0 half.
+
+    Variant A is the paper's Eso-LM (A) (official code: ``sequential_attn_mode=mixed``, used with
+    ``sequential_shuffle=False`` in scripts/esolm/train_owt_esolma_alpha0_*.sh of s-sahoo/Eso-LMs).
+    In its models/dit.py, ``_block_diff_mask_prefix_lm`` is the B mask (``_block_diff_mask`` with
+    block_size 1) OR a prefix block on the x half only, (n <= q < n + cutoff) AND (n <= k < n + cutoff)
+    with cutoff = the number of clean tokens of z0 (``EsoLMDiT._sequential_features``). Only the
+    x -> x block changes: the z0-half queries (and so every [MASK]'s view, "itself + x before it")
+    are the same as in B, and the x half still never sees z0. A [MASK] at slot j >= n_clean thus
+    reads clean tokens that were encoded bidirectionally, as in A's diffusion phase
+    (``esolm_diffusion_mask(n_clean, L, "A")`` is exactly this x -> x block). With n_clean <= 1 the
+    two variants coincide.
+
+    n_clean: required for variant "A" (ignored by "B" except for the shape): an int, giving a
+    (2L, 2L) mask, or an int64 (B,) tensor (one count per row), giving (B, 2L, 2L). Without it
+    (variant "B") the result is (2L, 2L).
     """
     check_positive_int("L", L)
+    check_choice("variant", variant, VARIANTS)
+    if variant == "A" and n_clean is None:
+        raise ValueError("n_clean: variant 'A' needs the number of clean tokens of z0 (an int or a (B,) tensor)")
+    n = None if n_clean is None else _n_clean(n_clean, L, device)
+    if isinstance(n, torch.Tensor) and device is None:
+        device = n.device
     eye = torch.eye(L, dtype=torch.bool, device=device)                    # z0 -> itself
     before = torch.ones(L, L, dtype=torch.bool, device=device).tril(-1)    # z0 j -> x k < j
     none = torch.zeros(L, L, dtype=torch.bool, device=device)              # x -> z0: never
-    causal = causal_mask(L, device)                                        # x -> x: k <= j
-    return torch.cat([torch.cat([eye, before], 1), torch.cat([none, causal], 1)], 0)  # (2L, 2L)
+    top = torch.cat([eye, before], 1)                                       # (L, 2L) z0 queries
+    if variant == "B":
+        full = torch.cat([top, torch.cat([none, causal_mask(L, device)], 1)], 0)  # (2L, 2L)
+        return full.expand(n.shape[0], 2 * L, 2 * L).clone() if isinstance(n, torch.Tensor) else full
+    x_x = esolm_diffusion_mask(n, L, "A", device)                          # (L, L) or (B, L, L)
+    if isinstance(n, torch.Tensor):
+        Bn = n.shape[0]
+        bottom = torch.cat([none.expand(Bn, L, L), x_x], 2)                # (B, L, 2L)
+        return torch.cat([top.expand(Bn, L, 2 * L), bottom], 1)             # (B, 2L, 2L)
+    return torch.cat([top, torch.cat([none, x_x], 1)], 0)                  # (2L, 2L)
 
 
 # ----------------------------------------------------------------------------- the sort trick

@@ -54,7 +54,40 @@ def test_esolm_sequential_mask_truth_table():
                   [0, 0, 0, 1, 1, 0],
                   [0, 0, 0, 1, 1, 1]])
     assert torch.equal(esolm_sequential_mask(3), expected)
+    assert torch.equal(esolm_sequential_mask(3, variant="B", n_clean=2), expected)   # B ignores n_clean
     assert esolm_sequential_mask(5).any(1).all()          # no empty row (SDPA would give NaN)
+
+
+def test_esolm_sequential_mask_variant_a_truth_table():
+    # [z0 ; x], L = 4, 2 clean tokens (sorted slots 0, 1): the z0 half is as in B (itself + x before
+    # it); the x half is causal except that its two clean tokens see each other both ways.
+    expected = T([[1, 0, 0, 0, 0, 0, 0, 0],
+                  [0, 1, 0, 0, 1, 0, 0, 0],
+                  [0, 0, 1, 0, 1, 1, 0, 0],
+                  [0, 0, 0, 1, 1, 1, 1, 0],
+                  [0, 0, 0, 0, 1, 1, 0, 0],   # clean x slot 0 sees clean x slot 1
+                  [0, 0, 0, 0, 1, 1, 0, 0],
+                  [0, 0, 0, 0, 1, 1, 1, 0],   # x of z0's [MASK]s: causal
+                  [0, 0, 0, 0, 1, 1, 1, 1]])
+    got = esolm_sequential_mask(4, variant="A", n_clean=2)
+    assert got.dtype == torch.bool and torch.equal(got, expected)
+    B = esolm_sequential_mask(4)
+    # only the x -> x block differs from B, and it is A's diffusion mask
+    assert torch.equal(got[:4], B[:4]) and torch.equal(got[4:, :4], B[4:, :4])
+    assert torch.equal(got[4:, 4:], esolm_diffusion_mask(2, 4, "A"))
+    # n_clean <= 1: A is B; n_clean = L: the x half is bidirectional
+    for n in (0, 1):
+        assert torch.equal(esolm_sequential_mask(4, variant="A", n_clean=n), B)
+    assert esolm_sequential_mask(4, variant="A", n_clean=4)[4:, 4:].all()
+    assert all(esolm_sequential_mask(5, variant="A", n_clean=n).any(1).all() for n in range(6))
+    # per-row counts give (B, 2L, 2L), row r equal to the int version; B expands to the same shape
+    n = torch.tensor([0, 1, 2, 4])
+    m = esolm_sequential_mask(4, variant="A", n_clean=n)
+    assert m.shape == (4, 8, 8)
+    for r in range(4):
+        assert torch.equal(m[r], esolm_sequential_mask(4, variant="A", n_clean=int(n[r])))
+    mb = esolm_sequential_mask(4, n_clean=n)
+    assert mb.shape == (4, 8, 8) and all(torch.equal(mb[r], B) for r in range(4))
 
 
 def test_esolm_sort_puts_clean_first_and_keeps_orders_as_asked():
@@ -101,6 +134,12 @@ def test_esolm_masks_bad_inputs_name_the_argument():
         esolm_diffusion_mask(5, 4, "A")
     with pytest.raises(ValueError, match="n_clean"):
         esolm_diffusion_mask(torch.tensor([1, 7]), 4, "A")
+    with pytest.raises(ValueError, match="n_clean"):
+        esolm_sequential_mask(4, variant="A")                        # A needs the clean count
+    with pytest.raises(ValueError, match="n_clean"):
+        esolm_sequential_mask(4, variant="A", n_clean=5)
+    with pytest.raises(ValueError, match="variant"):
+        esolm_sequential_mask(4, variant="C")
     with pytest.raises(ValueError, match="prefix_len"):
         prefix_mask(4, 5)
     with pytest.raises(ValueError, match="L"):
