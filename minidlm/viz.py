@@ -10,8 +10,8 @@ call it at the slider's extremes.
   HTML:       ``trace_step_html``, ``masked_text_html``                (lessons 00, 02, 07)
   figures:    ``confidence_heatmap``, ``schedule_curves``,
               ``attention_mask_heatmap``, ``esolm_mask_panels``        (lessons 02, 07, 09)
-  anywhere:   ``trace_animation_jshtml`` (a self-contained HTML animation: nbviewer, exported
-              HTML, Colab without widgets)
+  anywhere:   ``trace_animation_jshtml`` (a self-contained HTML animation, no URL fetched:
+              nbviewer, exported HTML, Colab without widgets, offline)
   widgets:    ``denoising_player``, ``forward_slider``, ``mask_explorer``
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ import colorsys
 import html as _html
 import io
 import random as _random
+import re
 import sys
 
 import torch
@@ -427,7 +428,35 @@ def trace_animation_jshtml(tok, trace, row: int = 0, interval: int = 350, width_
         out = anim.to_jshtml(default_mode="once")
     finally:
         plt.close(fig)
-    return out
+    return _offline_controls(out)
+
+
+# matplotlib's controls are Font Awesome icons (<i class="fa fa-play">) from a stylesheet on a CDN:
+# offline the buttons would be blank. Plain Unicode glyphs need no font download (U+FE0E asks for
+# the text, not the emoji, form of the triangles).
+_ICON_GLYPHS = {
+    "fa-minus": "\u2212",                 # slower
+    "fa-fast-backward": "\u21e4",         # first frame
+    "fa-step-backward": "\u25c1",         # previous frame
+    "fa-play fa-flip-horizontal": "\u25c0\ufe0e",   # play backwards
+    "fa-pause": "\u275a\u275a",           # pause
+    "fa-play": "\u25b6\ufe0e",            # play
+    "fa-step-forward": "\u25b7",          # next frame
+    "fa-fast-forward": "\u21e5",          # last frame
+    "fa-plus": "+",                       # faster
+}
+
+
+def _offline_controls(html: str) -> str:
+    """``to_jshtml`` output made self-contained: the Font Awesome <link> removed and every icon
+    replaced by a Unicode glyph (an unknown icon by its name, so no button is ever blank)."""
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
+
+    def glyph(m):
+        classes = " ".join(c for c in m.group(1).split() if c != "fa")
+        return _ICON_GLYPHS.get(classes, classes.removeprefix("fa-").replace("-", " ") or "?")
+
+    return re.sub(r'<i class="([^"]*)"\s*>\s*</i>', glyph, html)
 
 
 # =============================================================================== widgets

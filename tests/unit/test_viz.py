@@ -155,6 +155,19 @@ def test_jshtml_fallback_is_html(tok, story_trace):
     assert not plt.get_fignums()                          # the animation's figure was closed
 
 
+def test_jshtml_fallback_is_self_contained(tok, story_trace):
+    """Offline (a plane, a classroom firewall) the fallback must still play: no stylesheet, font or
+    script fetched from any URL, and every control button shows something without an icon font."""
+    out = viz.trace_animation_jshtml(tok, story_trace, max_frames=6)
+    text = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", out)   # the frames themselves
+    assert not re.search(r"(?:https?:)?//[A-Za-z0-9.-]+\.[a-z]{2,}/", text), "a URL is fetched"
+    assert "<link" not in text and 'class="fa' not in text
+    buttons = re.findall(r"<button[^>]*>(.*?)</button>", text, flags=re.S)
+    assert len(buttons) >= 5                              # first, previous, play, pause, next, ...
+    for inner in buttons:
+        assert re.sub(r"<[^>]*>", "", inner).strip(), f"a button with no visible content: {inner!r}"
+
+
 # ----------------------------------------------------------------------------- widgets
 def test_player_callbacks_at_the_extremes(model, tok):
     box = viz.denoising_player(model, tok, steps=4, seed=0)
