@@ -63,13 +63,14 @@ def refresh(name: str, why: str) -> None:
     """Re-measure a shipped card in place: val_loss and quality from the shipped weights."""
     dst = HERE / name
     card = json.loads((dst / "card.json").read_text())
-    model, _ = load_model(dst, tag="model")
+    model, info = load_model(dst, tag="model")
     tok = load_tokenizer(dst / "tokenizer.json")
+    train_cfg = card.get("train_config") or info["train_state"]["train_config"]
     t0 = time.time()
-    card["val_loss"] = val_loss_of(model, tok, card["train_config"])
+    card["val_loss"] = val_loss_of(model, tok, train_cfg)
     q = card.get("quality", [])
     if q:
-        card["quality"] = quality_of(model, tok, card["train_config"], q[0]["n"], q[0]["seed"])
+        card["quality"] = quality_of(model, tok, train_cfg, q[0]["n"], q[0]["seed"])
     card["refreshed"] = {"date": time.strftime("%Y-%m-%d"), "why": why, "machine": machine()}
     card["card_seconds"] = time.time() - t0
     (dst / "card.json").write_text(json.dumps(card, indent=1) + "\n")
