@@ -454,7 +454,12 @@ def section_reversal(r: Report):
              "on the held-out facts (greedy):", "",
              _table(["model", "seed", "steps", "forward", "reverse", "infill (blank first)", "infill by ranking",
                      "reverse, facts also seen reversed", "seconds"], rows), "",
-             "LLaDA's Table 4 (poem lines): GPT-4o forward 82.7%, reversal 34.3%; LLaDA 8B Instruct 48.8% and 42.4%.", ""]
+             "LLaDA's Table 4 (poem lines, forward / reversal): GPT-4o 82.7% / 34.3%, Qwen2.5-7B Instruct 75.9% / 38.0%, "
+             "LLaDA 8B Instruct 51.8% / 45.6% (the latest arXiv version of 2502.09992; an earlier version printed "
+             "48.8% / 42.4% for LLaDA).", "",
+             "This part was run before issue 13's loss fix (the MDM loss then divided by all L positions instead of the "
+             "L - 1 after [BOS]: a constant factor, which Adam's update normalizes away up to gradient clipping) and was "
+             "not run again.", ""]
     if {"ar", "mdm"} <= fin.keys():
         lines.append("Averaged over the seeds: " + reversal_words(fin["ar"], fin["mdm"]))
     lines += ["", r.img("reversal_cpu.png", "reversal")]
