@@ -426,7 +426,7 @@ class Model(nn.Module):
 def pinned_sdpa(device):
     """Context for cached sampling loops: on CUDA, pin SDPA to the flash / memory-efficient
     kernels. With a KV cache the key length changes every step, and the default backend choice
-    pays a large per-shape cost there (../shared/reference/GPU_NOTES.md, trap 1: 21 vs 355
+    pays a large per-shape cost there (benchmarks/GPU_REFERENCE.md, trap 1: 21 vs 355
     tokens/s on an H200). A no-op elsewhere."""
     from contextlib import nullcontext
     if torch.device(device).type != "cuda":
