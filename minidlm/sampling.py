@@ -228,7 +228,7 @@ def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 
 def generate_ar(model, length: int, *, batch_size: int = 1, prompt=None, bos_id: int | None = None,
                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                 generator=None, device=None, use_cache: bool = True, return_trace: bool = True):
-    """Autoregressive sampling, one token per network call, with a KV cache (lesson 07, the
+    """Autoregressive sampling, one token per network call, with a KV cache (lessons 06 and 10, the
     baseline every speed comparison uses). The sequence starts from ``prompt`` (or [BOS])."""
     _check_common(model, 1, temperature)
     device = _device_of(model, device)
