@@ -62,6 +62,8 @@ def cmd_train(args) -> int:
 
     overrides = {k: v for k, v in (("d_model", args.d_model), ("n_layer", args.n_layer),
                                    ("n_head", args.n_head)) if v is not None}
+    if args.shift_logits:
+        overrides["shift_logits"] = True
     cfg = TrainConfig(objective=args.objective, preset=args.preset, model_overrides=overrides,
                       data=args.data, tokenizer=args.tokenizer, hf_max_docs=args.hf_max_docs,
                       cache_dir=args.cache_dir, seq_len=args.seq_len, batch_size=args.batch_size,
@@ -69,7 +71,8 @@ def cmd_train(args) -> int:
                       eval_every=args.eval_every, ckpt_every=args.ckpt_every, out=args.out,
                       seed=args.seed, device=args.device, compile=args.compile, resume=args.resume,
                       peak_tflops=args.peak_tflops, progress=not args.no_progress,
-                      max_seconds=args.max_seconds, alpha0=args.alpha0, variant=args.variant)
+                      max_seconds=args.max_seconds, alpha0=args.alpha0, variant=args.variant,
+                      init_from=args.init_from, anneal_steps=args.anneal_steps)
     summary = train(cfg)
     if os.environ.get("RANK", "0") == "0":                  # under torchrun, one summary: rank 0's
         print(json.dumps(summary))
@@ -165,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--alpha0", type=float, default=0.25,
                    help="esolm: share of tokens decoded by diffusion (0 = AR, 1 = MDLM)")
     t.add_argument("--variant", default="B", choices=["A", "B"], help="esolm: attention variant (B has the exact KV cache)")
+    t.add_argument("--init-from", metavar="CKPT",
+                   help="start a fresh run from this checkpoint's weights, e.g. an AR run folder for an mdm run "
+                        "(same size and tokenizer; --resume with a checkpoint wins)")
+    t.add_argument("--anneal-steps", type=int, default=0,
+                   help="mdm: anneal attention from causal to bidirectional over these first steps (DiffuLLaMA)")
+    t.add_argument("--shift-logits", action="store_true",
+                   help="mdm: keep the AR head's shift, position l predicted at l - 1 (Dream); saved in the model")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="sample from a checkpoint (lessons 07-08)")

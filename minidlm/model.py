@@ -8,6 +8,10 @@ only the attention pattern changes:
 * anything else (block diffusion, Eso-LM): ``model(idx, attn_mask=M)`` with a
   boolean ``M`` where True means "query i may attend to key j".
 
+``shift_logits=True`` (Dream's AR shift, lesson 14): a diffusion model adapted from an AR model
+keeps the AR head, whose output at position l predicts token l + 1; ``forward`` moves it one place
+right so every caller still gets logits aligned with the positions.
+
 Positions are encoded with RoPE (rotary embeddings on q and k), so a token's
 position is an explicit input (``positions=``) rather than its index in the
 tensor: samplers may reorder tokens and still tell the model where each came from.
@@ -53,6 +57,7 @@ class ModelConfig:
     mlp_ratio: int = 4              # MLP hidden width = mlp_ratio * d_model
     mask_id: int | None = None      # [MASK] id: its logit is forced to -inf (MDLM's SUBS); None for AR
     bias: bool = False              # biases in Linear layers
+    shift_logits: bool = False      # Dream's AR shift: position l's logits come from the head at l - 1
 
     def __post_init__(self):
         for name in ("vocab_size", "max_len", "n_layer", "n_head", "d_model", "mlp_ratio"):
@@ -67,20 +72,26 @@ class ModelConfig:
             raise ValueError(f"dropout: expected a float in [0, 1), got {self.dropout!r}")
         if not _is_number(self.rope_base) or not self.rope_base > 1.0:
             raise ValueError(f"rope_base: expected a number > 1, got {self.rope_base!r}")
-        for name in ("tie_embeddings", "bias"):
+        for name in ("tie_embeddings", "bias", "shift_logits"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected a bool, got {getattr(self, name)!r}")
         if self.mask_id is not None and (isinstance(self.mask_id, bool) or not isinstance(self.mask_id, int)
                                          or not 0 <= self.mask_id < self.vocab_size):
             raise ValueError(f"mask_id: expected None or an int in [0, vocab_size={self.vocab_size}), "
                              f"got {self.mask_id!r}")
+        if self.shift_logits and self.mask_id is None:
+            raise ValueError("shift_logits: only for a diffusion model (bidirectional, with a mask_id); "
+                             "an AR model's head already predicts the next token")
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_head
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not d["shift_logits"]:
+            del d["shift_logits"]  # added later: unshifted configs keep the dicts they always had
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -304,6 +315,10 @@ class Model(nn.Module):
         positions: None (0..L-1, or len(cache).. with a cache) or int64 (L,) / (B, L), each < max_len.
         cache:     None or a KVCache; the new keys/values are appended to it.
         is_causal: AR mode; with a cache, new tokens see all cached ones and causally each other.
+
+        With ``config.shift_logits`` the head's output at l - 1 is returned at l (position 0 keeps
+        its own; it is [BOS], never predicted); only for whole sequences in index order: no cache,
+        no is_causal, no positions.
         """
         cfg = self.config
         check_tensor("idx", idx, ndim=2, dtype_kind="int")
@@ -315,6 +330,10 @@ class Model(nn.Module):
                              f"{idx.min().item()}, max {idx.max().item()}")
         if attn_mask is not None and is_causal:
             raise ValueError("attn_mask: give either attn_mask or is_causal=True, not both")
+        if cfg.shift_logits and (is_causal or cache is not None or positions is not None):
+            raise ValueError("shift_logits: the shifted model reads position l's logits from the head at "
+                             "l - 1 of the same forward, so it takes whole sequences in index order: "
+                             "no is_causal, cache or positions")
 
         n_cached = 0
         if cache is not None:
@@ -362,6 +381,9 @@ class Model(nn.Module):
         if cache is not None:
             cache.commit(L)
         logits = self.lm_head(self.norm_f(x))  # (B, L, V)
+        if cfg.shift_logits:
+            # Dream: the head at l - 1 predicts token l; position 0 ([BOS]) keeps its own logits
+            logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)  # (B, L, V)
         if cfg.mask_id is not None:
             # SUBS parameterization: the denoiser never predicts [MASK]
             logits[..., cfg.mask_id] = float("-inf")

@@ -14,6 +14,11 @@ Objectives (the model is the same; only the attention pattern and targets change
        with max_len = 2 * seq_len (RoPE positions stay < seq_len); ``alpha0`` and ``variant``
        choose the point on the AR <-> MDM spectrum and the attention variant.
 
+AR-to-diffusion adaptation (lesson 14, ``adapt.py``): ``init_from`` starts a fresh run from another
+checkpoint's weights (an AR model for an mdm run); ``anneal_steps`` anneals mdm's attention from
+causal to bidirectional (DiffuLLaMA); ``model_overrides={"shift_logits": True}`` keeps the AR head's
+next-token shift (Dream).
+
 Everything random is seeded by (seed, step), so a resumed run repeats an uninterrupted run's
 losses exactly on the CPU.
 
@@ -39,6 +44,7 @@ import torch
 
 from . import distributed
 from ._validate import check_choice, check_positive_int
+from .adapt import anneal_mask, init_from_checkpoint
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import batch_at, load_tales_tokenizer, load_text, pack_blocks, tales_blocks, train_val_split
 from .forward import mask_tokens, sample_times
@@ -84,6 +90,8 @@ class TrainConfig:
     max_seconds: float | None = None  # stop (and checkpoint) after this much wall time
     alpha0: float = 0.25            # esolm: share of tokens decoded by diffusion (0 = AR, 1 = MDLM)
     variant: str = "B"              # esolm: attention variant, "B" (exact KV cache) or "A"
+    init_from: str | None = None    # a fresh run starts from this checkpoint's weights (run or shipped folder)
+    anneal_steps: int = 0           # mdm: attention causal -> bidirectional over these first steps (0 = off)
 
     def __post_init__(self):
         check_choice("objective", self.objective, OBJECTIVES)
@@ -97,6 +105,18 @@ class TrainConfig:
         if isinstance(self.alpha0, bool) or not isinstance(self.alpha0, (int, float)) or not 0 <= self.alpha0 <= 1:
             raise ValueError(f"alpha0: expected a number in [0, 1], got {self.alpha0!r}")
         check_choice("variant", self.variant, ("A", "B"))
+        check_positive_int("anneal_steps", self.anneal_steps, minimum=0)
+        if self.anneal_steps and self.objective != "mdm":
+            raise ValueError(f"anneal_steps: attention annealing is for objective mdm, got {self.objective!r}")
+        if not isinstance(self.model_overrides, dict):
+            raise ValueError(f"model_overrides: expected a dict, got {type(self.model_overrides).__name__}")
+        if self.model_overrides.get("shift_logits") and self.objective != "mdm":
+            raise ValueError(f"shift_logits: the AR shift is for objective mdm (bidirectional, whole sequences), "
+                             f"got objective {self.objective!r}")
+        if self.init_from is not None:
+            if not isinstance(self.init_from, (str, Path)) or not str(self.init_from):
+                raise ValueError(f"init_from: expected a checkpoint folder path or None, got {self.init_from!r}")
+            self.init_from = str(self.init_from)                    # JSON-able in the checkpoint's train_config
         check_choice("schedule", self.schedule, MDM_SCHEDULES)
         if self.data is not None and self.data.startswith("hf:"):
             from .hub import parse_spec
@@ -160,14 +180,18 @@ def build_model(cfg: TrainConfig, tok) -> Model:
     return Model(ModelConfig.preset(cfg.preset, **overrides))
 
 
-def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator, rows: slice | None = None) -> torch.Tensor:
+def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator, rows: slice | None = None,
+                 step: int | None = None) -> torch.Tensor:
     """The objective's loss for a clean batch x0 (B, L): a scalar, nats per token.
 
     ``rows``: the loss of these rows only, one micro-batch of a batch split over processes or
     gradient-accumulation steps. mdm draws the noise for the whole batch before taking the rows, so
     a row's noise does not depend on the split and the micro-batch losses average to the batch's
     loss; esolm, which splits a batch between its two terms, splits each micro-batch and draws its
-    noise per micro-batch (the same estimate in expectation, not the same numbers)."""
+    noise per micro-batch (the same estimate in expectation, not the same numbers).
+
+    ``step``: the optimizer step, for mdm's attention annealing (``cfg.anneal_steps``); its (L, L)
+    mask is drawn after the noise, for the whole batch. None (evaluation): bidirectional."""
     if cfg.objective == "ar":
         x0 = x0 if rows is None else x0[rows]                                       # (b, L)
         return ar_loss(model(x0, is_causal=True), x0)
@@ -189,10 +213,12 @@ def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator, rows: sli
     keep = torch.zeros(L, dtype=torch.bool, device=x0.device)
     keep[0] = True                                                                  # [BOS] stays clean
     xt = mask_tokens(x0, sched.alpha(t), mask_id, generator, keep=keep)            # (B, L): the schedule's own alpha(t)
+    attn = anneal_mask(step, cfg.anneal_steps, L, generator, x0.device) if step is not None else None  # (L, L)
     if rows is not None:
         x0, xt, t = x0[rows], xt[rows], t[rows]                                     # (b, L), (b, L), (b,)
+    logits = model(xt) if attn is None else model(xt, attn_mask=attn)             # (b, L, V)
     # per token the model produces: [BOS] is never masked, so it is not counted (L - 1 per row)
-    return mdlm_nelbo(model(xt), x0, xt, t, mask_id, sched, reduction="token", keep=keep)
+    return mdlm_nelbo(logits, x0, xt, t, mask_id, sched, reduction="token", keep=keep)
 
 
 @torch.no_grad()
@@ -252,7 +278,7 @@ def _train(cfg: TrainConfig, device: torch.device) -> dict:
     start, best = 0, float("inf")
     log_path = out / "log.jsonl"
 
-    if cfg.resume and (out / "last.json").exists():              # every rank loads the same checkpoint
+    if cfg.resume and (out / "last.json").exists():              # every rank loads the same checkpoint (not init_from)
         ck = load_checkpoint(out, "last", map_location=device)
         if ck["model_config"] != model.config.to_dict():
             raise ValueError(f"resume: the checkpoint in {out} was made with another model config "
@@ -260,8 +286,11 @@ def _train(cfg: TrainConfig, device: torch.device) -> dict:
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer_state"])
         start, best = ck["train_state"]["step"], ck["train_state"].get("best_val", float("inf"))
-    elif main and log_path.exists():
-        log_path.unlink()                                   # a fresh run starts a fresh log
+    else:
+        if cfg.init_from is not None:                       # a fresh run from another model's weights
+            init_from_checkpoint(model, cfg.init_from, tok)
+        if main and log_path.exists():
+            log_path.unlink()                               # a fresh run starts a fresh log
 
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext()
@@ -298,7 +327,7 @@ def _train(cfg: TrainConfig, device: torch.device) -> dict:
             sync = ddp is None or k == cfg.grad_accum - 1
             with nullcontext() if sync else ddp.no_sync():
                 with autocast:
-                    loss = compute_loss(fwd, x0, cfg, tok.mask_id, g, rows)
+                    loss = compute_loss(fwd, x0, cfg, tok.mask_id, g, rows, step=step)
                 (loss / cfg.grad_accum).backward()
             loss_sum = loss_sum + loss.detach()
         if cfg.grad_clip > 0:
