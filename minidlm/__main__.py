@@ -199,6 +199,10 @@ def main(argv=None) -> int:
     if not (args.command == "train" and (args.data or "").startswith("hf:")):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")        # only hub data needs the network
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if args.command in ("demo", "sample") and "OMP_NUM_THREADS" not in os.environ:
+        # a nano model's call is a few ms: with 2 threads and another busy process on the machine each
+        # call waits at OpenMP barriers (benchmarks/threads.py); one thread is the robust default
+        torch.set_num_threads(1)
     return args.func(args)
 
 
