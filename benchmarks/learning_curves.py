@@ -47,11 +47,22 @@ def read_run(run: Path) -> dict:
             "train_tokens_per_s": [r["tokens_per_s"] for r in log if "tokens_per_s" in r][-50:]}
 
 
-def plot(curves: list[dict], path: Path, title: str) -> None:
+FLOOR_JSON = Path(__file__).resolve().parent / "results" / "tales_floor.json"
+
+
+def tales_floor() -> float | None:
+    """The tiny-tales entropy floor in nats per counted token (benchmarks/tales_floor.py), if computed."""
+    return json.loads(FLOOR_JSON.read_text())["floor"]["nats_per_token"] if FLOOR_JSON.exists() else None
+
+
+def plot(curves: list[dict], path: Path, title: str, floor: float | None = None) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     for c in curves:
         ax[0].plot(c["tokens"], c["val_loss"], marker="o", ms=3, label=c["objective"].upper())
         ax[1].plot(c["seconds"], c["val_loss"], marker="o", ms=3, label=c["objective"].upper())
+    if floor is not None:                                # no model can go below the data's entropy
+        for a in ax:
+            a.axhline(floor, color="gray", ls="--", lw=1, label=f"entropy floor {floor:.3f}")
     ax[0].set_xlabel("training tokens")
     ax[1].set_xlabel("seconds (this machine)")
     for a in ax:
@@ -90,7 +101,8 @@ def main():
             curves.append(read_run(run))
         title = f"AR vs MDM, same data and budget ({steps} steps, preset {a.preset})"
     (out / "curves.json").write_text(json.dumps(curves, indent=1))
-    plot(curves, out / "curves.png", title)
+    on_tales = all(c["config"].get("data") is None for c in curves)         # the floor is tiny tales' entropy
+    plot(curves, out / "curves.png", title, floor=tales_floor() if on_tales else None)
     print(json.dumps([{k: (c[k][-1] if isinstance(c[k], list) and c[k] else c[k]) for k in ("objective", "tokens", "val_loss")} for c in curves]))
 
 

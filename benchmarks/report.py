@@ -316,12 +316,22 @@ def section_curves(r: Report):
     for name in ("curves_ship/curves.json", "curves/curves.json"):
         c = r.load(name)
         if c:
-            rows = [[x["objective"], x["tokens"][-1], x["val_loss"][-1], min(x["val_loss"])] for x in c]
+            fl = r.load("tales_floor.json")
+            floor = fl["floor"]["nats_per_token"] if fl else None
+            rows = [[x["objective"], x["tokens"][-1], x["val_loss"][-1], min(x["val_loss"])]
+                    + ([min(x["val_loss"]) - floor] if floor is not None else []) for x in c]
+            head = ["objective", "tokens seen", "final val loss", "best val loss"] + (["best - floor"] if floor is not None else [])
+            floor_line = [] if floor is None else [
+                "", f"The floor is tiny tales' own entropy, {floor:.4f} nats per counted token at L = {fl['floor']['L']} "
+                    f"(`python benchmarks/tales_floor.py`: exact log p of each story from the generator's grammar, "
+                    f"averaged over {fl['story_entropy']['n_samples']:,} stories): no model's expected loss can go "
+                    "below it. The MDM's number is a NELBO, an upper bound on its own loss, so its gap may overstate "
+                    "how far the model itself is from the floor."]
             return "\n".join(["## Learning curves (lesson 06)", "",
                               "`python benchmarks/learning_curves.py --from-runs runs/ship-ar runs/ship-mdm --out "
                               "benchmarks/results/curves_ship`: the shipped models' own training logs (not re-run by "
                               "the report).", "",
-                              _table(["objective", "tokens seen", "final val loss", "best val loss"], rows),
+                              _table(head, rows), *floor_line,
                               "", r.img(name.replace(".json", ".png"), "curves")])
     return None
 
