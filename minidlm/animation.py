@@ -9,7 +9,7 @@ import re
 
 import torch
 
-from .viz import MASK_GREY, TEXT_DARK, _check_trace, _plt, _story_hidden, reveal_rgb, token_pieces, trace_step_html
+from .viz import MASK_GREY, TEXT_DARK, _check_trace, _plt, _row_layout, reveal_rgb
 
 
 def trace_animation_jshtml(tok, trace, row: int = 0, interval: int = 350, width_chars: int = 60,
@@ -23,10 +23,7 @@ def trace_animation_jshtml(tok, trace, row: int = 0, interval: int = 350, width_
     from matplotlib.patches import Rectangle
 
     total = trace.steps
-    final = trace.final[row].tolist()
-    pieces = token_pieces(tok, final)
-    hidden = _story_hidden(tok, final)
-    reveal = trace.reveal_step[row].tolist()
+    _, pieces, hidden, reveal = _row_layout(tok, trace, row)
     # lay out every slot once, on the final text, so nothing moves while the animation plays
     slots, col, line = [], 0, 0
     for k, (piece, hide, r) in enumerate(zip(pieces, hidden, reveal)):

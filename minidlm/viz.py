@@ -111,6 +111,13 @@ def _story_hidden(tok, ids: list[int]) -> list[bool]:
     return [int(i) in specials or k >= end for k, i in enumerate(ids)]
 
 
+def _row_layout(tok, trace, row: int):
+    """One row of a trace as the renderers lay it out: final ids, their text pieces, which are
+    hidden once revealed (specials, [EOS] padding), and the step that revealed each."""
+    final = trace.final[row].tolist()
+    return final, token_pieces(tok, final), _story_hidden(tok, final), trace.reveal_step[row].tolist()
+
+
 def _check_trace(trace, row: int):
     if not hasattr(trace, "states") or not trace.states or getattr(trace, "reveal_step", None) is None:
         raise ValueError("trace: expected a minidlm.sampling.Trace with states and reveal_step")
@@ -178,10 +185,7 @@ def trace_step_html(tok, trace, step: int, row: int = 0, big: bool = False, labe
     step = _check_step(trace, step)
     total = trace.steps
     mask_id = tok.mask_id
-    final = trace.final[row].tolist()
-    pieces = token_pieces(tok, final)
-    hidden = _story_hidden(tok, final)
-    reveal = trace.reveal_step[row].tolist()
+    final, pieces, hidden, reveal = _row_layout(tok, trace, row)
     state = trace.states[step][row].tolist()
     parts, n_masked, n_new, n_pad = [], 0, 0, 0
     for piece, tok_id, r, hide in zip(pieces, state, reveal, hidden):
