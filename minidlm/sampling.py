@@ -25,7 +25,7 @@ import torch
 from ._validate import check_choice, check_positive_int, check_tensor, make_generator
 from .model import pinned_sdpa
 
-REMASKING = ("low_confidence", "random")
+REMASKING = ("low_confidence", "entropy", "random")
 
 
 @dataclass
@@ -64,6 +64,15 @@ class Trace:
 
 
 # ---------------------------------------------------------------- candidate tokens
+def position_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of softmax(logits) at every position, float64 (B, L): the order of Dream's
+    ``entropy`` remasking (lowest first). It does not depend on which token was drawn, so the
+    committed token is an unbiased draw from the position's prediction; ranking by the drawn
+    token's own probability (``low_confidence``) favours the likelier words and loses diversity."""
+    logp = torch.log_softmax(logits.double(), -1)                              # (B, L, V)
+    return -(logp.exp() * logp).nan_to_num().sum(-1)                          # (B, L)
+
+
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Keep the top-k logits and/or the smallest set whose probability reaches top_p; -inf elsewhere."""
     if top_k is not None:
@@ -154,7 +163,7 @@ def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 
              given: torch.Tensor | None = None, remasking: str = "low_confidence",
              block_length: int | None = None, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, generator=None, device=None, return_trace: bool = True,
-             cfg_scale: float = 0.0):
+             cfg_scale: float = 0.0, eos_id: int | None = None):
     """LLaDA-style sampling with a fixed number of commits per step (lessons 07-08).
 
     length: L tokens in all (prompt included); steps: T network calls in all; prompt: ids written
@@ -170,6 +179,12 @@ def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 
     generated so far stay visible in both passes. Both passes run as ONE network call on a 2B batch,
     so ``trace.nfe`` still counts network calls (one per step) while the compute per call doubles.
     w > 0 needs a context in every row (else ValueError).
+
+    eos_id: draw the length first (``length.py``, lesson 07): the first of the T calls only decides
+    where the text ends, from the model's [EOS] probabilities, and fills the tail with [EOS]; the
+    other T - 1 steps write the rest. For models trained on [EOS]-padded rows; it removes the
+    short-story bias of low-confidence ordering. Not with block_length (blocks already decide the
+    end left to right).
     """
     _check_common(model, steps, temperature)
     check_choice("remasking", remasking, REMASKING)
@@ -187,28 +202,40 @@ def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 
     check_positive_int("block_length", block_length)
     if gen_len % block_length:
         raise ValueError(f"block_length: expected a divisor of the generated length {gen_len}, got {block_length}")
+    if eos_id is not None and block_length != gen_len:
+        raise ValueError("eos_id: the length-first draw works on the whole row; pass block_length=None")
+    if eos_id is not None and steps < 2:
+        raise ValueError(f"steps: drawing the length first takes one step; expected at least 2, got {steps}")
     n_blocks = gen_len // block_length
     if steps % n_blocks:
         raise ValueError(f"steps: expected a multiple of the number of blocks ({n_blocks}), got {steps}")
+    trace = _new_trace(x, mask_id)
+    step, no_eos = 0, None
+    if eos_id is not None:
+        x, no_eos = _length_step(model, x, context, mask_id, cfg_scale, eos_id, g, trace)
+        step, steps = 1, steps - 1
     per_block = steps // n_blocks
     most_masked = int((x[:, start:] == mask_id).view(batch_size, n_blocks, block_length).sum(-1).max())
-    if per_block > max(most_masked, 1):
+    if per_block > max(most_masked, 1) and eos_id is None:
         raise ValueError(f"steps: {steps} steps ({per_block} per block) but a block has only "
                          f"{most_masked} masked positions; expected at most one step per position")
-    trace = _new_trace(x, mask_id)
-    step = 0
     for b in range(n_blocks):
         lo, hi = start + b * block_length, start + (b + 1) * block_length
         counts = transfer_counts((x[:, lo:hi] == mask_id).sum(1), per_block)   # (B, per_block)
         for i in range(per_block):
+            if not bool(counts[:, i].any()):
+                continue                                       # nothing left to commit (after a length draw)
             step += 1
             is_mask = x == mask_id                                                # (B, L)
             logits = _guided_logits(model, x, context, mask_id, cfg_scale)        # (B, L, V)
             trace.nfe += 1                                                        # one call, even with CFG
             logits[..., mask_id] = float("-inf")
+            _forbid(logits, no_eos, eos_id)
             cand = draw_candidates(filter_logits(logits, top_k, top_p), temperature, g)  # (B, L)
-            if remasking == "low_confidence":
+            if remasking == "low_confidence":                                      # the drawn token's p
                 conf = torch.softmax(logits, -1).gather(-1, cand[..., None]).squeeze(-1).double()
+            elif remasking == "entropy":                                           # -H(p): the position's
+                conf = -position_entropy(logits)                                   # certainty (Dream)
             else:
                 conf = torch.rand(x.shape, generator=g, dtype=torch.float64,
                                   device=g.device if g is not None else x.device).to(x.device)
@@ -294,6 +321,30 @@ def _new_trace(x, mask_id) -> Trace:
     return tr
 
 
+def _length_step(model, x, context, mask_id, cfg_scale, eos_id, g, tr: Trace):
+    """One network call that only decides where each row's text ends (``length.draw_end``):
+    the drawn tail is filled with [EOS] and recorded as step 1. Returns the new state (B, L) and
+    ``no_eos`` (B, L): the masked positions before the end, where later steps forbid [EOS] (the end
+    is at k only if position k - 1 is not [EOS])."""
+    from .length import draw_end
+
+    check_positive_int("eos_id", eos_id, minimum=0)
+    is_mask = x == mask_id                                                     # (B, L)
+    probs = torch.softmax(_guided_logits(model, x, context, mask_id, cfg_scale), -1)  # (B, L, V)
+    tr.nfe += 1
+    tail = draw_end(probs[..., eos_id], x, mask_id, g)                         # (B, L)
+    x = torch.where(tail, torch.full_like(x, eos_id), x)
+    _record(tr, x, tail, probs[..., eos_id], is_mask, 1)
+    return x, is_mask & ~tail
+
+
+def _forbid(logits: torch.Tensor, no_eos, eos_id) -> torch.Tensor:
+    """Set the [EOS] logit to -inf where ``no_eos`` (B, L) is True (after a length draw)."""
+    if no_eos is not None:
+        logits[..., eos_id] = logits[..., eos_id].masked_fill(no_eos, float("-inf"))
+    return logits
+
+
 def _record(tr: Trace, x, commit, conf, is_mask, step):
     tr.states.append(x.cpu().clone())
     tr.reveal_step[commit.cpu()] = step
@@ -354,52 +405,7 @@ def ancestral(model, length: int, steps: int, mask_id: int, *, schedule="logline
     return x, tr
 
 
-@torch.no_grad()
-def generate_adaptive(model, length: int, mask_id: int, *, threshold: float = 0.9, batch_size: int = 1,
-                      prompt=None, given: torch.Tensor | None = None, block_length: int | None = None,
-                      temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
-                      max_steps: int | None = None, generator=None, device=None):
-    """Confidence-threshold decoding (lesson 08; Fast-dLLM's rule, Mercury's easy-first idea):
-    at each step commit every masked position whose candidate has probability >= ``threshold``,
-    and at least the single most confident one, so easy inputs take few steps and hard ones more.
-    With ``block_length`` it works block by block, left to right. Returns (tokens, Trace)."""
-    if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-        raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
-    _check_common(model, 1, temperature)
-    device = _device_of(model, device)
-    g = make_generator(generator)
-    x, start = _init_state(length, batch_size, mask_id, prompt, given, device)
-    B, L = x.shape
-    block_length = L - start if block_length is None else block_length
-    check_positive_int("block_length", block_length)
-    if (L - start) % block_length:
-        raise ValueError(f"block_length: expected a divisor of the generated length {L - start}, got {block_length}")
-    tr = _new_trace(x, mask_id)
-    step = 0
-    for lo in range(start, L, block_length):
-        hi = lo + block_length
-        while (x[:, lo:hi] == mask_id).any():
-            if max_steps is not None and step >= max_steps:
-                raise RuntimeError(f"max_steps: {max_steps} steps were not enough to unmask everything")
-            step += 1
-            is_mask = x == mask_id
-            logits = model(x).float()
-            tr.nfe += 1
-            logits[..., mask_id] = float("-inf")
-            cand = draw_candidates(filter_logits(logits, top_k, top_p), temperature, g)
-            conf = torch.softmax(logits, -1).gather(-1, cand[..., None]).squeeze(-1)     # (B, L)
-            eligible = is_mask.clone()
-            eligible[:, :lo] = False
-            eligible[:, hi:] = False
-            scored = torch.where(eligible, conf, torch.full_like(conf, -1.0))
-            commit = eligible & (conf >= threshold)
-            best = scored.argmax(1)                                                      # (B,)
-            has_any = eligible.any(1)
-            commit[torch.arange(B, device=x.device)[has_any], best[has_any]] = True       # at least one
-            x = torch.where(commit, cand, x)
-            _record(tr, x, commit, conf, is_mask, step)
-    return x, tr
-
-
+# Confidence-threshold decoding (lesson 08) lives in adaptive.py; importable from here as before.
+from .adaptive import generate_adaptive  # noqa: E402,F401
 # Editing (lesson 11) lives in editing.py; importable from here as before.
 from .editing import edit, least_confident_positions  # noqa: E402,F401

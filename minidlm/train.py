@@ -88,6 +88,7 @@ class TrainConfig:
     peak_tflops: float | None = None  # accelerator peak, for MFU in the log (None = not reported)
     progress: bool = True           # tqdm progress bar
     max_seconds: float | None = None  # stop (and checkpoint) after this much wall time
+    stop_at: int | None = None      # stop (and checkpoint) after this step; resume=True goes on, same schedule
     alpha0: float = 0.25            # esolm: share of tokens decoded by diffusion (0 = AR, 1 = MDLM)
     variant: str = "B"              # esolm: attention variant, "B" (exact KV cache) or "A"
     init_from: str | None = None    # a fresh run starts from this checkpoint's weights (run or shipped folder)
@@ -106,6 +107,10 @@ class TrainConfig:
             raise ValueError(f"alpha0: expected a number in [0, 1], got {self.alpha0!r}")
         check_choice("variant", self.variant, ("A", "B"))
         check_positive_int("anneal_steps", self.anneal_steps, minimum=0)
+        if self.stop_at is not None:
+            check_positive_int("stop_at", self.stop_at)
+            if self.stop_at > self.steps:
+                raise ValueError(f"stop_at: expected at most steps={self.steps}, got {self.stop_at}")
         if self.anneal_steps and self.objective != "mdm":
             raise ValueError(f"anneal_steps: attention annealing is for objective mdm, got {self.objective!r}")
         if not isinstance(self.model_overrides, dict):
@@ -351,6 +356,7 @@ def _train(cfg: TrainConfig, device: torch.device) -> dict:
             bar.update(1)
         # rank 0's clock decides, so that every rank stops at the same step
         out_of_time = cfg.max_seconds is not None and distributed.agree(time.time() - t_start > cfg.max_seconds)
+        out_of_time = out_of_time or (cfg.stop_at is not None and done >= cfg.stop_at)
         do_eval = (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps or out_of_time
         do_ckpt = (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps or out_of_time
         if main and do_eval:

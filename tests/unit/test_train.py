@@ -31,6 +31,18 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, objective):
     assert vals(tmp_path / "b")[-1] == vals(tmp_path / "a")[-1]
 
 
+def test_stop_at_segments_repeat_the_uninterrupted_run(tmp_path):
+    """stop_at ends a run early on its full schedule; resuming with a later stop_at goes on exactly."""
+    common = dict(objective="mdm", steps=30, eval_every=0, ckpt_every=0, **TINY)
+    train(TrainConfig(out=str(tmp_path / "a"), **common))
+    for stop in (10, 20, None):
+        s = train(TrainConfig(out=str(tmp_path / "b"), stop_at=stop, resume=True, **common))
+        assert s["steps"] == (stop or 30)
+    assert _losses(tmp_path / "b") == _losses(tmp_path / "a")
+    with pytest.raises(ValueError, match="stop_at"):
+        TrainConfig(steps=10, stop_at=11)
+
+
 def test_training_reduces_the_loss(tmp_path):
     s = train(TrainConfig(objective="ar", steps=80, warmup=5, eval_every=0, ckpt_every=0, out=str(tmp_path), lr=1e-2, **TINY))
     losses = _losses(tmp_path)
