@@ -280,21 +280,40 @@ def headline_table(r: Report) -> str:
 
 # --------------------------------------------------------------------------------- sections
 
+def _sampler(x: dict) -> str:
+    """A card's sampler setting in words."""
+    if x.get("objective") == "esolm":
+        return f"esolm, alpha0 = {x.get('alpha0')}"
+    if "remasking" not in x and "threshold" not in x:
+        return "ar"
+    how = f"adaptive {x['threshold']}" if "threshold" in x else x["remasking"]
+    if x.get("block_length"):
+        how += f", blocks of {x['block_length']}"
+    if x.get("length_first"):
+        how += ", length first"
+    return how
+
+
 def section_models(r: Report):
     cards = [json.loads((d / "card.json").read_text()) for d in sorted(CKPTS.iterdir()) if (d / "card.json").exists()]
     if not cards:
         return None
     lines = ["## Shipped models", "", "Cards in `data/checkpoints/*/card.json`; rebuilt by `python data/checkpoints/ship.py`.", ""]
-    lines.append(_table(["model", "params", "steps", "train tokens", "wall time (s)", "val loss (nats/token)", "machine"],
-                        [[c["name"], c["params"], c["steps"], c["train_tokens"], c["wall_time_s"], c["val_loss"], c["machine"]] for c in cards]))
+    lines.append(_table(["model", "params", "steps", "train tokens", "wall time (s)", "val loss (nats/token)",
+                         "above the floor", "machine"],
+                        [[c["name"], c["params"], c["steps"], c["train_tokens"], c["wall_time_s"], c["val_loss"],
+                          c.get("gap_to_floor", "-"), c["machine"]] for c in cards]))
     q = [(c["name"], x) for c in cards for x in c.get("quality", [])]
     if q:
-        lines += ["", "Sample quality (64 stories each, tiny-tales checker):", ""]
-        lines.append(_table(["model", "sampler", "T", "valid", "well-formed sentences", "names consistent",
-                             "distinct openings", "mean words", "unigram entropy"],
-                            [[n, x.get("remasking", "ar"), x.get("steps", "-"), x["valid"], x["well_formed_sentences"],
-                              x["name_consistent"], x["distinct_openings"], x["mean_words"], x["unigram_entropy"]] for n, x in q]))
-        lines += ["", "Examples:", ""] + [f"- {n} ({x.get('remasking', 'ar')}, T={x.get('steps', '-')}): {x['example']}" for n, x in q]
+        ns = sorted({x["n"] for _, x in q})
+        lines += ["", f"Sample quality ({' or '.join(map(str, ns))} stories each, tiny-tales checker; "
+                      "\"length first\": the first call draws where the story ends, `length.py`):", ""]
+        lines.append(_table(["model", "sampler", "T", "calls per story", "valid", "well-formed sentences",
+                             "names consistent", "distinct openings", "mean words", "unigram entropy"],
+                            [[n, _sampler(x), x.get("steps", "-"), x.get("calls_per_story", "-"), x["valid"],
+                              x["well_formed_sentences"], x["name_consistent"], x["distinct_openings"],
+                              x["mean_words"], x["unigram_entropy"]] for n, x in q]))
+        lines += ["", "Examples:", ""] + [f"- {n} ({_sampler(x)}, T={x.get('steps', '-')}): {x['example']}" for n, x in q]
     return "\n".join(lines)
 
 

@@ -37,7 +37,8 @@ def cmd_demo(args) -> int:
     if args.steps < 1 or args.steps > L - 1:
         raise SystemExit(f"--steps: expected 1 ... {L - 1}, got {args.steps}")
     x, trace = generate(model, L, args.steps, tok.mask_id, prompt=torch.tensor([tok.bos_id]),
-                        remasking=args.strategy, generator=args.seed)
+                        remasking=args.strategy, generator=args.seed,
+                        eos_id=None if args.no_length_first or args.steps < 2 else tok.eos_id)
     text = decode_samples(tok, x)[0]
     animate = not args.no_animation and sys.stdout.isatty()
     colour = sys.stdout.isatty() and not args.no_colour
@@ -95,12 +96,14 @@ def cmd_sample(args) -> int:
         else "an AR model (causal, no [MASK])"
     wanted = {"ar": not is_mdm, "esolm": objective == "esolm"}.get(args.strategy, is_mdm and objective != "esolm")
     if not wanted:
-        use = "ar" if not is_mdm else "esolm" if objective == "esolm" else "low_confidence, random, ancestral or adaptive"
+        use = "ar" if not is_mdm else "esolm" if objective == "esolm" else "low_confidence, entropy, random, ancestral or adaptive"
         raise SystemExit(f"--strategy {args.strategy}: the checkpoint {ckpt} is {kind}; use --strategy {use}")
     L = args.length or (model.config.max_len // 2 if objective == "esolm" else model.config.max_len)
     prompt = [tok.bos_id] + (tok.encode(args.prompt) if args.prompt else [])
     prompt = torch.tensor(prompt)
     common = dict(batch_size=args.n, prompt=prompt, temperature=args.temperature, generator=args.seed)
+    # the length drawn first (length.py) for the fixed-count and adaptive MDM samplers, without blocks
+    eos = None if args.no_length_first or args.block_length else tok.eos_id
     try:
         if args.strategy == "ar":
             x, tr = generate_ar(model, L, **common)
@@ -112,15 +115,17 @@ def cmd_sample(args) -> int:
             x, tr = ancestral(model, L, args.steps, tok.mask_id, **common)
         elif args.strategy == "adaptive":
             x, tr = generate_adaptive(model, L, tok.mask_id, threshold=args.threshold,
-                                      block_length=args.block_length, **common)
+                                      block_length=args.block_length, eos_id=eos, **common)
         else:
             x, tr = generate(model, L, args.steps, tok.mask_id, remasking=args.strategy,
-                             block_length=args.block_length, **common)
+                             block_length=args.block_length, eos_id=eos, **common)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     for text in decode_samples(tok, x):
         print(text)
-    print(f"[{args.strategy}: {tr.nfe} network calls for {args.n} x {L} tokens]", file=sys.stderr)
+    per_story = tr.reveal_step.max(1).values.double().mean().item()      # the step of a row's last commit
+    print(f"[{args.strategy}: {tr.nfe} network calls for {args.n} x {L} tokens; "
+          f"{per_story:.1f} calls per story on its own]", file=sys.stderr)
     return 0
 
 
@@ -130,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the classroom demo: watch a story unmask (lesson 00)")
     d.add_argument("--seed", type=int, default=None, help="fix the sample (default: a new one each time)")
     d.add_argument("--steps", type=int, default=63, help="denoising steps T (the story has 63 slots)")
-    d.add_argument("--strategy", default="low_confidence", choices=["low_confidence", "random"])
+    d.add_argument("--strategy", default="low_confidence", choices=["low_confidence", "entropy", "random"])
+    d.add_argument("--no-length-first", action="store_true",
+                   help="do not draw where the story ends first (LLaDA's plain order; favours short stories)")
     d.add_argument("--seconds", type=float, default=5.0, help="length of the animation")
     d.add_argument("--ckpt", help="an MDM checkpoint folder (default: the shipped one)")
     d.add_argument("--no-animation", action="store_true", help="print the final text only")
@@ -180,8 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="sample from a checkpoint (lessons 07-08)")
     s.add_argument("--ckpt", required=True, help="checkpoint folder, e.g. data/checkpoints/tales-mdm-nano")
     s.add_argument("--strategy", default="low_confidence",
-                   choices=["low_confidence", "random", "ancestral", "adaptive", "esolm", "ar"])
+                   choices=["low_confidence", "entropy", "random", "ancestral", "adaptive", "esolm", "ar"])
     s.add_argument("--steps", type=int, default=32)
+    s.add_argument("--no-length-first", action="store_true",
+                   help="MDM: do not draw where the story ends first (LLaDA's plain order; favours short stories)")
     s.add_argument("--length", type=int, default=None, help="tokens in all (default: the model's max)")
     s.add_argument("--prompt", default=None, help="text the story starts with")
     s.add_argument("--n", type=int, default=4, help="how many samples")

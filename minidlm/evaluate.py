@@ -12,7 +12,7 @@ import torch
 from ._validate import check_positive_int, check_tensor, make_generator
 from .forward import uniform
 from .losses import masked_cross_entropy
-from .sampling import _device_of, generate, generate_ar
+from .sampling import _device_of, generate, generate_adaptive, generate_ar
 from .tales import pieces, score_texts
 
 
@@ -42,12 +42,18 @@ def unigram_entropy(texts: list[str]) -> float:
 def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: int | None = None,
                    remasking: str = "low_confidence", block_length: int | None = None,
                    temperature: float = 1.0, seed: int = 0, batch_size: int = 64,
-                   alpha0: float | None = None) -> list[str]:
+                   alpha0: float | None = None, length_first: bool = True, threshold: float | None = None,
+                   return_calls: bool = False):
     """Draw n stories from a trained model, starting from [BOS]. For an MDM the row length is the
     model's max_len and ``steps`` defaults to L / 2; an Eso-LM model (``objective="esolm"``, built
-    with max_len = 2 L) samples L = max_len / 2 tokens in two phases with ``alpha0``."""
+    with max_len = 2 L) samples L = max_len / 2 tokens in two phases with ``alpha0``.
+    length_first (MDM without blocks): the first step draws where the story ends (``length.py``,
+    lesson 07); False gives LLaDA's plain ordering, which favours the shortest stories.
+    threshold (MDM): confidence-threshold decoding (``generate_adaptive``, lesson 08) instead of a
+    fixed number of steps. return_calls: also return the mean number of network calls per story
+    (a row's calls: the step at which its last token was committed)."""
     L = model.config.max_len // 2 if objective == "esolm" else model.config.max_len
-    texts = []
+    texts, calls = [], []
     g = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
@@ -64,10 +70,19 @@ def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: in
             blk = block_length or gen
             s = steps or L // 2
             s = max(gen // blk, (s // (gen // blk)) * (gen // blk))
-            x, _ = generate(model, L, s, tok.mask_id, batch_size=b, prompt=torch.tensor([tok.bos_id]),
-                            remasking=remasking, block_length=block_length, temperature=temperature,
-                            generator=g)
+            eos = tok.eos_id if length_first and block_length is None else None
+            if threshold is not None:
+                x, tr = generate_adaptive(model, L, tok.mask_id, threshold=threshold, batch_size=b,
+                                          prompt=torch.tensor([tok.bos_id]), block_length=block_length,
+                                          temperature=temperature, generator=g, eos_id=eos)
+            else:
+                x, tr = generate(model, L, s, tok.mask_id, batch_size=b, prompt=torch.tensor([tok.bos_id]),
+                                 remasking=remasking, block_length=block_length, temperature=temperature,
+                                 generator=g, eos_id=eos)
+            calls += tr.reveal_step.max(1).values.tolist()
         texts += decode_samples(tok, x)
+    if return_calls:
+        return texts, (sum(calls) / len(calls) if calls else float("nan"))
     return texts
 
 

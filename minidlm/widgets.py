@@ -28,8 +28,10 @@ STRATEGIES = {
 
 
 def sample_trace(model, tok, strategy: str, steps: int, seed: int, length: int | None = None,
-                 prompt=None, temperature: float = 1.0, threshold: float = 0.9):
-    """Draw one story with the chosen sampler and return its Trace (what the player shows)."""
+                 prompt=None, temperature: float = 1.0, threshold: float = 0.9, length_first: bool = True):
+    """Draw one story with the chosen sampler and return its Trace (what the player shows).
+    length_first: the low-confidence, random and adaptive samplers spend their first call on where
+    the story ends (``length.py``; needs T >= 2 for the fixed-count ones)."""
     from .sampling import ancestral, generate, generate_adaptive
 
     if strategy not in STRATEGIES:
@@ -37,12 +39,14 @@ def sample_trace(model, tok, strategy: str, steps: int, seed: int, length: int |
     L = length or model.config.max_len
     prompt = torch.tensor([tok.bos_id]) if prompt is None else torch.as_tensor(prompt)
     common = dict(prompt=prompt, temperature=temperature, generator=int(seed))
+    eos = tok.eos_id if length_first else None
     if strategy == "ancestral":
         _, tr = ancestral(model, L, steps, tok.mask_id, **common)
     elif strategy == "adaptive":
-        _, tr = generate_adaptive(model, L, tok.mask_id, threshold=threshold, **common)
+        _, tr = generate_adaptive(model, L, tok.mask_id, threshold=threshold, eos_id=eos, **common)
     else:
-        _, tr = generate(model, L, steps, tok.mask_id, remasking=strategy, **common)
+        _, tr = generate(model, L, steps, tok.mask_id, remasking=strategy,
+                         eos_id=eos if steps >= 2 else None, **common)
     return tr
 
 

@@ -46,17 +46,32 @@ def quality_of(model, tok, train_cfg: dict, samples: int, seed: int) -> list[dic
     objective = train_cfg["objective"]
     settings = [dict(objective=objective)] if objective == "ar" else \
         [dict(objective="esolm", alpha0=train_cfg["alpha0"])] if objective == "esolm" else [
+        dict(objective="mdm", steps=16, remasking="low_confidence"),
         dict(objective="mdm", steps=32, remasking="low_confidence"),
-        dict(objective="mdm", steps=32, remasking="random"),
         dict(objective="mdm", steps=63, remasking="low_confidence"),
+        dict(objective="mdm", threshold=0.9),
+        dict(objective="mdm", steps=32, remasking="low_confidence", length_first=False),
+        dict(objective="mdm", steps=32, remasking="random"),
         dict(objective="mdm", steps=63, remasking="low_confidence", block_length=21),
         dict(objective="mdm", steps=8, remasking="low_confidence")]
     out = []
     for s in settings:
-        texts = sample_stories(model, tok, samples, seed=seed, **s)
-        out.append({**s, "n": samples, "seed": seed, **story_report(texts), "example": texts[0]})
+        if objective == "mdm" and "block_length" not in s:
+            s = {**s, "length_first": s.get("length_first", True)}         # recorded on the card
+        texts, calls = sample_stories(model, tok, samples, seed=seed, return_calls=True, **s)
+        extra = {"calls_per_story": calls} if calls == calls else {}         # nan for AR and Eso-LM
+        out.append({**s, "n": samples, "seed": seed, **story_report(texts), **extra, "example": texts[0]})
         print(json.dumps(out[-1]))
     return out
+
+
+def floor_gap(val_loss: float) -> dict:
+    """The entropy floor of tiny tales (benchmarks/results/tales_floor.json) and the gap above it."""
+    path = HERE.parent.parent / "benchmarks" / "results" / "tales_floor.json"
+    if not path.exists():
+        return {}
+    floor = json.loads(path.read_text())["floor"]["nats_per_token"]
+    return {"floor_nats_per_token": floor, "gap_to_floor": val_loss - floor}
 
 
 def refresh(name: str, why: str) -> None:
@@ -68,6 +83,7 @@ def refresh(name: str, why: str) -> None:
     train_cfg = card.get("train_config") or info["train_state"]["train_config"]
     t0 = time.time()
     card["val_loss"] = val_loss_of(model, tok, train_cfg)
+    card.update(floor_gap(card["val_loss"]))
     q = card.get("quality", [])
     if q:
         card["quality"] = quality_of(model, tok, train_cfg, q[0]["n"], q[0]["seed"])
@@ -101,7 +117,7 @@ def main():
     ap.add_argument("--name")
     ap.add_argument("--command", help="the exact training command, for the card")
     ap.add_argument("--tag", default="best")
-    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--samples", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--note", default=None, help="anything the card should say about how it was trained")
     a = ap.parse_args()
@@ -130,12 +146,12 @@ def main():
         "val_loss_at_training": train_state.get("val_loss"),
         "val_loss": val, "val_loss_note": "nats/token on the tiny-tales validation split; a NELBO bound for mdm; "
                                           "computed with minidlm.train.evaluate on the shipped bf16 weights",
-        "config": model.config.to_dict(), "train_config": train_cfg,
+        **floor_gap(val), "config": model.config.to_dict(), "train_config": train_cfg,
     }
     if a.samples:
         card["quality"] = quality_of(model, tok, train_cfg, a.samples, a.seed)
     card["card_seconds"] = time.time() - t0
-    (dst / "card.json").write_text(json.dumps(card, indent=1))
+    (dst / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     print(json.dumps({k: v for k, v in card.items() if k != "quality"}, indent=1))
 
 

@@ -118,7 +118,25 @@ def test_bad_arguments(tiny_model):
     with pytest.raises(ValueError, match="prompt"):
         generate(tiny_model, L, 4, MASK, prompt=torch.arange(L))
     with pytest.raises(ValueError, match="remasking"):
-        generate(tiny_model, L, 4, MASK, remasking="entropy")
+        generate(tiny_model, L, 4, MASK, remasking="greedy")
+
+
+def test_entropy_remasking_commits_the_most_certain_positions_first():
+    """Dream's order: the position entropy is exact (uniform over k tokens: log k), and each step
+    commits the masked positions of lowest entropy, whichever token was drawn there."""
+    from minidlm.sampling import position_entropy
+
+    Lx, Vx, mask = 6, 8, 7
+    k_of = torch.tensor([1, 8, 2, 5, 3, 4])                 # position l: uniform over its first k_of[l] tokens
+    logits = torch.full((1, Lx, Vx), float("-inf"))
+    for l, k in enumerate(k_of.tolist()):
+        logits[0, l, :k] = 0.0
+    assert torch.allclose(position_entropy(logits)[0], k_of.double().log())
+    x, tr = generate(lambda z: logits.clone(), Lx, 5, mask, prompt=torch.tensor([0]), remasking="entropy",
+                     generator=0)
+    # positions 1..5 committed one per step, in increasing k: 2 (k=2), 4 (3), 5 (4), 3 (5), 1 (8)
+    assert tr.reveal_step[0, 1:].tolist() == [5, 1, 4, 2, 3]
+    assert bool((x[0, 1:] < k_of[1:]).all())
 
 
 # ------------------------------------------------------------------ ancestral, adaptive, editing
