@@ -59,24 +59,10 @@ def run_arm(name: str, out: Path, stops: list[int], n: int, steps_T: int, base: 
 def plot(result: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from minidlm.viz import valid_vs_seconds
 
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
-    for arm in result["arms"]:
-        xs = [p["seconds"] for p in arm["points"]]
-        ax[0].plot(xs, [100 * p["valid"] for p in arm["points"]], "o-", label=arm["name"])
-        ax[1].plot(xs, [p["val_loss"] for p in arm["points"]], "o-", label=arm["name"])
-    ax[0].set_ylabel(f"valid stories (%), {result['n']} samples")
-    ax[1].set_ylabel("validation loss (nats/token; a bound for MDM)")
-    if result.get("floor"):
-        ax[1].axhline(result["floor"], color="gray", ls="--", lw=1, label="entropy floor")
-    for a in ax:
-        a.set_xlabel("training seconds, 1 CPU thread")
-        a.grid(alpha=0.3)
-        a.legend()
-    fig.suptitle("What a CPU second buys on tiny tales (MDM sampled with T = L/2, length first)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    axes = valid_vs_seconds(result)
+    axes[0].figure.savefig(path, dpi=110)
 
 
 def main():

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -183,6 +184,28 @@ def build_model(cfg: TrainConfig, tok) -> Model:
     overrides = {"max_len": max_len, **cfg.model_overrides, "vocab_size": tok.vocab_size,
                  "mask_id": tok.mask_id if cfg.objective in ("mdm", "esolm") else None}
     return Model(ModelConfig.preset(cfg.preset, **overrides))
+
+
+def seconds_per_step(cfg: TrainConfig, repeats: int = 5) -> float:
+    """The median wall time of one optimizer step of ``cfg`` on this machine (a fresh model, the
+    run's data and batch size; one warm-up step first), to print a time estimate before a run
+    that is planned by steps (lesson 06)."""
+    check_positive_int("repeats", repeats)
+    device = pick_device(cfg.device)
+    train_data, _, tok = build_data(cfg, Path(tempfile.mkdtemp(prefix="minidlm-timing-")), save_tokenizer=False)
+    model = build_model(cfg, tok).to(device)
+    opt = model.configure_optimizer(cfg.weight_decay, cfg.lr, device_type=device.type)
+    times = []
+    for step in range(repeats + 1):
+        t0 = time.perf_counter()
+        x0 = batch_at(train_data, step, cfg.batch_size, cfg.seed, device)
+        opt.zero_grad(set_to_none=True)
+        compute_loss(model, x0, cfg, tok.mask_id, torch.Generator().manual_seed(step), step=step).backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times[1:])[repeats // 2]
 
 
 def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator, rows: slice | None = None,

@@ -10,6 +10,7 @@ call it at the slider's extremes.
   HTML:       ``trace_step_html``, ``masked_text_html``                (lessons 00, 02, 07)
   figures:    ``confidence_heatmap``, ``schedule_curves``,
               ``attention_mask_heatmap``, ``esolm_mask_panels``        (lessons 02, 07, 09)
+              ``training_curves``, ``valid_vs_seconds``                (lesson 06)
   anywhere:   ``trace_animation_jshtml`` (a self-contained HTML animation, no URL fetched:
               nbviewer, exported HTML, Colab without widgets, offline; in animation.py)
   widgets:    ``denoising_player``, ``forward_slider``, ``mask_explorer`` (in widgets.py)
@@ -372,3 +373,6 @@ from .animation import _offline_controls, trace_animation_jshtml  # noqa: E402,F
 from .widgets import (  # noqa: E402,F401
     _in_colab, STRATEGIES, sample_trace, _widgets, DenoisingPlayer, denoising_player, ForwardSlider, forward_slider, MaskExplorer, mask_explorer,
 )
+
+# Lesson 06's training figures live in training_plots.py; importable from here.
+from .training_plots import training_curves, valid_vs_seconds  # noqa: E402,F401

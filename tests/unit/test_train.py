@@ -43,6 +43,17 @@ def test_stop_at_segments_repeat_the_uninterrupted_run(tmp_path):
         TrainConfig(steps=10, stop_at=11)
 
 
+def test_seconds_per_step_times_real_steps():
+    from minidlm.train import seconds_per_step
+    tiny = dict(model_overrides=dict(d_model=32, n_layer=1, n_head=2), batch_size=8)
+    small = seconds_per_step(TrainConfig(objective="ar", **tiny), repeats=3)
+    big = seconds_per_step(TrainConfig(objective="ar", model_overrides=dict(d_model=128, n_layer=4, n_head=4),
+                                       batch_size=64), repeats=3)
+    assert 0 < small < big                   # 64 rows through a 4-layer model cost more than 8 through 1
+    with pytest.raises(ValueError, match="repeats"):
+        seconds_per_step(TrainConfig(**tiny), repeats=0)
+
+
 def test_training_reduces_the_loss(tmp_path):
     s = train(TrainConfig(objective="ar", steps=80, warmup=5, eval_every=0, ckpt_every=0, out=str(tmp_path), lr=1e-2, **TINY))
     losses = _losses(tmp_path)

@@ -247,3 +247,19 @@ def test_mask_explorer_at_the_extremes():
     e.view.value, e.variant.value, e.n_clean.value = "sorted", "A", 6
     m, _, _ = e.mask()
     assert m.all()                                        # A with every token clean: bidirectional
+
+
+def test_training_figures_hold_the_data():
+    """training_curves and valid_vs_seconds draw exactly the points they are given (lesson 06)."""
+    logs = {"AR": dict(tokens=[1, 2], seconds=[0.5, 1.0], val=[2.0, 1.0]),
+            "MDM": dict(tokens=[1, 2, 3], seconds=[0.4, 0.9, 1.5], val=[3.0, 2.5, 2.0])}
+    axes = viz.training_curves(logs, floor=0.5)
+    lines = {ln.get_label(): ln for ln in axes[1].get_lines()}
+    assert list(lines["MDM"].get_xdata()) == [0.4, 0.9, 1.5] and list(lines["AR"].get_ydata()) == [2.0, 1.0]
+    assert list(lines["entropy floor"].get_ydata()) == [0.5, 0.5]
+    result = {"n": 8, "floor": 0.48, "threads": 1, "arms": [
+        {"name": "ar", "points": [{"seconds": 10.0, "valid": 0.25, "val_loss": 0.9}, {"seconds": 20.0, "valid": 0.5, "val_loss": 0.7}]}]}
+    axes = viz.valid_vs_seconds(result)
+    assert list(axes[0].get_lines()[0].get_ydata()) == [25.0, 50.0]
+    assert list(axes[1].get_lines()[0].get_xdata()) == [10.0, 20.0]
+    plt.close("all")
