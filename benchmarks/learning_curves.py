@@ -58,8 +58,8 @@ def tales_floor() -> float | None:
 def plot(curves: list[dict], path: Path, title: str, floor: float | None = None) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     for c in curves:
-        ax[0].plot(c["tokens"], c["val_loss"], marker="o", ms=3, label=c["objective"].upper())
-        ax[1].plot(c["seconds"], c["val_loss"], marker="o", ms=3, label=c["objective"].upper())
+        ax[0].plot(c["tokens"], c["val_loss"], marker="o", ms=3, label=c.get("label", c["objective"].upper()))
+        ax[1].plot(c["seconds"], c["val_loss"], marker="o", ms=3, label=c.get("label", c["objective"].upper()))
     if floor is not None:                                # no model can go below the data's entropy
         for a in ax:
             a.axhline(floor, color="gray", ls="--", lw=1, label=f"entropy floor {floor:.3f}")
@@ -81,12 +81,22 @@ def main():
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--preset", default="nano")
     ap.add_argument("--from-runs", nargs="+", help="plot these run folders instead of training")
+    ap.add_argument("--labels", nargs="+", help="with --from-runs: a legend label per run")
+    ap.add_argument("--append", action="store_true",
+                    help="with --from-runs: add these runs to OUT/curves.json (a run already there is replaced)")
     ap.add_argument("--out", default="benchmarks/results/curves")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.from_runs:
+        if a.labels and len(a.labels) != len(a.from_runs):
+            ap.error(f"--labels: expected one per run ({len(a.from_runs)}), got {len(a.labels)}")
         curves = [read_run(Path(r)) for r in a.from_runs]
+        for c, label in zip(curves, a.labels or []):
+            c["label"] = label
+        if a.append and (out / "curves.json").exists():
+            new = {c["run"] for c in curves}
+            curves = [c for c in json.loads((out / "curves.json").read_text()) if c["run"] not in new] + curves
         title = "AR vs MDM: validation loss of the shipped runs"
     else:
         smoke = os.environ.get("MINIDLM_SMOKE") == "1"

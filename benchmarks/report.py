@@ -337,9 +337,9 @@ def section_curves(r: Report):
         if c:
             fl = r.load("tales_floor.json")
             floor = fl["floor"]["nats_per_token"] if fl else None
-            rows = [[x["objective"], x["tokens"][-1], x["val_loss"][-1], min(x["val_loss"])]
+            rows = [[x.get("label", x["objective"]), x["tokens"][-1], x["val_loss"][-1], min(x["val_loss"])]
                     + ([min(x["val_loss"]) - floor] if floor is not None else []) for x in c]
-            head = ["objective", "tokens seen", "final val loss", "best val loss"] + (["best - floor"] if floor is not None else [])
+            head = ["run", "tokens seen", "final val loss", "best val loss"] + (["best - floor"] if floor is not None else [])
             floor_line = [] if floor is None else [
                 "", f"The floor is tiny tales' own entropy, {floor:.4f} nats per counted token at L = {fl['floor']['L']} "
                     f"(`python benchmarks/tales_floor.py`: exact log p of each story from the generator's grammar, "
@@ -353,6 +353,21 @@ def section_curves(r: Report):
                               _table(head, rows), *floor_line,
                               "", r.img(name.replace(".json", ".png"), "curves")])
     return None
+
+
+def section_valid_vs_cpu(r: Report):
+    v = r.load("valid_vs_cpu.json")
+    if not v:
+        return None
+    rows = [[arm["name"], p["steps"], p["seconds"], p["val_loss"], p["valid"], p["mean_words"], p["distinct_openings"]]
+            for arm in v["arms"] for p in arm["points"]]
+    return "\n".join(["## What a CPU second buys (lesson 06)", "",
+                      f"`{v['command']}`: three recipes trained on one thread and stopped at {v['stops']} steps "
+                      f"(one cosine schedule each), {v['n']} stories graded at each stop ({v['sampler']}). The MDM "
+                      f"from AR starts from the AR run's checkpoint at step {v['ar_start']}; its seconds include the "
+                      "AR's.", "",
+                      _table(["recipe", "steps", "seconds", "val loss", "valid", "mean words", "distinct openings"], rows),
+                      "", r.img("valid_vs_cpu.png", "valid stories against CPU seconds")])
 
 
 def section_sampling(r: Report):
@@ -520,7 +535,7 @@ def reversal_words(ar, mdm) -> str:
     return " ".join(out)
 
 
-SECTIONS = (section_models, section_throughput, section_curves, section_sampling, section_esolm, section_latency,
+SECTIONS = (section_models, section_throughput, section_curves, section_valid_vs_cpu, section_sampling, section_esolm, section_latency,
             section_spectrum, section_reversal)
 
 
