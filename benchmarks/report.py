@@ -365,7 +365,7 @@ def section_valid_vs_cpu(r: Report):
                       f"`{v['command']}`: three recipes trained on one thread and stopped at {v['stops']} steps "
                       f"(one cosine schedule each), {v['n']} stories graded at each stop ({v['sampler']}). The MDM "
                       f"from AR starts from the AR run's checkpoint at step {v['ar_start']}; its seconds include the "
-                      "AR's.", "",
+                      "AR's." + (f" Note: {v['note']}." if v.get("note") else ""), "",
                       _table(["recipe", "steps", "seconds", "val loss", "valid", "mean words", "distinct openings"], rows),
                       "", r.img("valid_vs_cpu.png", "valid stories against CPU seconds")])
 

@@ -72,6 +72,7 @@ def main():
     ap.add_argument("--anneal", type=int, default=100, help="steps of causal -> bidirectional annealing")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--n", type=int, default=64, help="stories sampled at each stop")
+    ap.add_argument("--note", default=None, help="what else ran on the machine, for the JSON")
     ap.add_argument("--json", default="benchmarks/results/valid_vs_cpu.json")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -106,9 +107,9 @@ def main():
     floor = json.loads(floor_path.read_text())["floor"]["nats_per_token"] if floor_path.exists() else None
     result = {"stops": stops, "ar_start": a.ar_start, "anneal": a.anneal, "batch_size": a.batch_size, "n": a.n,
               "sampler": "AR: left to right; MDM: low_confidence, T = 32 of L = 64, length first", "threads": 1,
-              "floor": floor, "arms": arms, "seconds_total": time.time() - t_start,
+              "floor": floor, "note": a.note, "arms": arms, "seconds_total": time.time() - t_start,
               "command": "python benchmarks/valid_vs_cpu.py " + " ".join(
-                  f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k != "json"),
+                  f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k not in ("json", "note")),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"}
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
