@@ -348,8 +348,8 @@ def section_curves(r: Report):
                     "how far the model itself is from the floor."]
             return "\n".join(["## Learning curves (lesson 06)", "",
                               "`python benchmarks/learning_curves.py --from-runs runs/ship-ar runs/ship-mdm --out "
-                              "benchmarks/results/curves_ship`: the shipped models' own training logs (not re-run by "
-                              "the report).", "",
+                              "benchmarks/results/curves_ship`, then `--from-runs runs/adapt-mdm --append` for the MDM "
+                              "adapted from the AR: the shipped models' own training logs (not re-run by the report).", "",
                               _table(head, rows), *floor_line,
                               "", r.img(name.replace(".json", ".png"), "curves")])
     return None
