@@ -48,7 +48,7 @@ def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: in
     model's max_len and ``steps`` defaults to L / 2; an Eso-LM model (``objective="esolm"``, built
     with max_len = 2 L) samples L = max_len / 2 tokens in two phases with ``alpha0``.
     length_first (MDM without blocks): the first step draws where the story ends (``length.py``,
-    lesson 07); False gives LLaDA's plain ordering, which favours the shortest stories.
+    lesson 08); False gives LLaDA's plain ordering, which favours the shortest stories.
     threshold (MDM): confidence-threshold decoding (``generate_adaptive``, lesson 08) instead of a
     fixed number of steps. return_calls: also return the mean number of network calls per story
     (a row's calls: the step at which its last token was committed)."""

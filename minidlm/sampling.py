@@ -7,7 +7,9 @@ Samplers differ only in *which* positions they commit at each step:
 
   ``generate(..., remasking="low_confidence")``  LLaDA: a fixed count per step, the most confident
                                                   candidates first (easy tokens first);
+  ``generate(..., remasking="entropy")``         Dream: the same count, the most certain positions first;
   ``generate(..., remasking="random")``          the same count, positions chosen at random;
+  ``eos_id=...``                                  the first call draws where the text ends (length.py);
   ``block_length=...``                            semi-autoregressive: blocks left to right.
 
 ``generate_ar`` is the autoregressive baseline with a KV cache. Every sampler returns the final
@@ -180,7 +182,7 @@ def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 
     so ``trace.nfe`` still counts network calls (one per step) while the compute per call doubles.
     w > 0 needs a context in every row (else ValueError).
 
-    eos_id: draw the length first (``length.py``, lesson 07): the first of the T calls only decides
+    eos_id: draw the length first (``length.py``, lesson 08): the first of the T calls only decides
     where the text ends, from the model's [EOS] probabilities, and fills the tail with [EOS]; the
     other T - 1 steps write the rest. For models trained on [EOS]-padded rows; it removes the
     short-story bias of low-confidence ordering. Not with block_length (blocks already decide the
