@@ -55,7 +55,7 @@ def main(argv=None):
         extra = {"batch_size": 8, "model_overrides": {"d_model": 32, "n_layer": 1, "n_head": 2}} if smoke else {}
         eso = {"alpha0": alpha0, "variant": variant} if objective == "esolm" else {}
         cfg = TrainConfig(objective=objective, steps=10 if smoke else a.steps, eval_every=0, ckpt_every=0,
-                          out=str(run), progress=False, **eso, **{"batch_size": a.batch_size, **extra})
+                          out=str(run), overwrite=True, progress=False, **eso, **{"batch_size": a.batch_size, **extra})
         s = train(cfg)
         rows.append({"model": objective, "alpha0": alpha0, "variant": variant, "val_nelbo": s["val_loss"],
                      "ppl_bound": math.exp(s["val_loss"]), "seconds": s["seconds"], "steps": cfg.steps,

@@ -105,7 +105,7 @@ def main():
         for objective in ("ar", "mdm"):
             run = out / f"run-{objective}"
             cfg = TrainConfig(objective=objective, preset=a.preset, steps=steps, eval_every=every,
-                              ckpt_every=0, out=str(run), progress=not smoke,
+                              ckpt_every=0, out=str(run), overwrite=True, progress=not smoke,
                               **({"batch_size": 16, "model_overrides": {"d_model": 32, "n_layer": 1, "n_head": 2}} if smoke else {}))
             train(cfg)
             curves.append(read_run(run))

@@ -35,6 +35,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -43,16 +45,17 @@ from pathlib import Path
 
 import torch
 
-from . import distributed
+from . import distributed, runfolder
 from ._validate import check_choice, check_positive_int
-from .adapt import anneal_mask, init_from_checkpoint
+from .adapt import init_from_checkpoint
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import batch_at, load_tales_tokenizer, load_text, pack_blocks, tales_blocks, train_val_split
-from .forward import mask_tokens, sample_times
-from .esolm import esolm_loss
-from .losses import ar_loss, mdlm_nelbo
+from .device import check_device, pick_device
 from .model import PRESETS, Model, ModelConfig
-from .schedules import get_schedule
+from .objectives import compute_loss, evaluate
+
+__all__ = ["TrainConfig", "train", "lr_at", "build_data", "build_model", "seconds_per_step",
+           "compute_loss", "evaluate", "pick_device", "check_device"]
 
 OBJECTIVES = ("ar", "mdm", "esolm")
 MDM_SCHEDULES = ("loglinear", "linear", "cosine")   # esolm has its own alpha0 (1 - t)
@@ -86,6 +89,7 @@ class TrainConfig:
     device: str = "auto"            # "auto" (cuda > mps > cpu), or a torch device string
     compile: bool = False           # torch.compile the model (CUDA; off on CPU)
     resume: bool = False            # continue from out/last.* if present
+    overwrite: bool = False         # start over in an out folder that holds a run or a model (runfolder.py)
     peak_tflops: float | None = None  # accelerator peak, for MFU in the log (None = not reported)
     progress: bool = True           # tqdm progress bar
     max_seconds: float | None = None  # stop (and checkpoint) after this much wall time
@@ -102,8 +106,20 @@ class TrainConfig:
             check_positive_int(name, getattr(self, name))
         for name in ("warmup", "eval_every", "ckpt_every"):
             check_positive_int(name, getattr(self, name), minimum=0)
-        if not self.lr > 0:
-            raise ValueError(f"lr: expected > 0, got {self.lr}")
+        for name, low in (("lr", 0), ("max_seconds", None), ("peak_tflops", 0)):
+            v = getattr(self, name)
+            if v is None and name != "lr":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                    or (v <= low if low is not None else v < 0):
+                raise ValueError(f"{name}: expected a finite number {'> 0' if low is not None else '>= 0'}, got {v!r}")
+        cap = self.model_overrides.get("max_len", PRESETS[self.preset]["max_len"]) \
+            if isinstance(self.model_overrides, dict) else PRESETS[self.preset]["max_len"]
+        if self.seq_len > cap:
+            sizes = ", ".join(f"{k} {v['max_len']}" for k, v in PRESETS.items())
+            raise ValueError(f"seq_len: expected at most {cap}, the longest sequence of preset {self.preset!r} "
+                             f"(presets: {sizes}), got {self.seq_len}")
+        check_device(self.device, available=False)
         if isinstance(self.alpha0, bool) or not isinstance(self.alpha0, (int, float)) or not 0 <= self.alpha0 <= 1:
             raise ValueError(f"alpha0: expected a number in [0, 1], got {self.alpha0!r}")
         check_choice("variant", self.variant, ("A", "B"))
@@ -137,17 +153,6 @@ class TrainConfig:
                              f"expected at least 2, got {self.batch_size}")
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """cuda, then mps, then cpu (``"auto"``), or the device named."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine from lr down to lr * min_lr_ratio."""
     if step < cfg.warmup:
@@ -172,8 +177,8 @@ def build_data(cfg: TrainConfig, out: Path, save_tokenizer: bool = True):
         tok = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else BPETokenizer.train(docs, vocab_size=4096)
         train, val = train_val_split(pack_blocks(tok.encode_batch(docs), cfg.seq_len, tok.bos_id, tok.eos_id),
                                      0.05, cfg.seed)
-    out.mkdir(parents=True, exist_ok=True)
     if save_tokenizer:
+        out.mkdir(parents=True, exist_ok=True)
         tok.save(out / "tokenizer.json")
     return train, val, tok
 
@@ -208,62 +213,15 @@ def seconds_per_step(cfg: TrainConfig, repeats: int = 5) -> float:
     return sorted(times[1:])[repeats // 2]
 
 
-def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator, rows: slice | None = None,
-                 step: int | None = None) -> torch.Tensor:
-    """The objective's loss for a clean batch x0 (B, L): a scalar, nats per token.
-
-    ``rows``: the loss of these rows only, one micro-batch of a batch split over processes or
-    gradient-accumulation steps. mdm draws the noise for the whole batch before taking the rows, so
-    a row's noise does not depend on the split and the micro-batch losses average to the batch's
-    loss; esolm, which splits a batch between its two terms, splits each micro-batch and draws its
-    noise per micro-batch (the same estimate in expectation, not the same numbers).
-
-    ``step``: the optimizer step, for mdm's attention annealing (``cfg.anneal_steps``); its (L, L)
-    mask is drawn after the noise, for the whole batch. None (evaluation): bidirectional."""
-    if cfg.objective == "ar":
-        x0 = x0 if rows is None else x0[rows]                                       # (b, L)
-        return ar_loss(model(x0, is_causal=True), x0)
-    B, L = x0.shape
-    if cfg.objective == "esolm":
-        if rows is not None:                    # this micro-batch's own noise, seeded by the batch's and its first row
-            seed = int(torch.randint(2**62, (1,), generator=generator)) + rows.start
-            generator, x0 = torch.Generator().manual_seed(seed), x0[rows]           # (b, L)
-        keep = torch.zeros(L, dtype=torch.bool, device=x0.device)
-        keep[0] = True                                                              # [BOS] stays clean
-        # alpha0 = 1 (resp. 0) makes the sequential (resp. diffusion) term identically 0: give every
-        # row to the other term instead of wasting half the batch
-        kappa = 1.0 if cfg.alpha0 == 1 else 0.0 if cfg.alpha0 == 0 else 0.5
-        loss, _ = esolm_loss(model, x0, cfg.alpha0, cfg.variant, kappa, generator, keep, eps=cfg.eps,
-                             mask_id=mask_id)
-        return loss
-    sched = get_schedule(cfg.schedule)
-    t = sample_times(B, cfg.eps, generator=generator, device=x0.device)           # (B,) float64
-    keep = torch.zeros(L, dtype=torch.bool, device=x0.device)
-    keep[0] = True                                                                  # [BOS] stays clean
-    xt = mask_tokens(x0, sched.alpha(t), mask_id, generator, keep=keep)            # (B, L): the schedule's own alpha(t)
-    attn = anneal_mask(step, cfg.anneal_steps, L, generator, x0.device) if step is not None else None  # (L, L)
-    if rows is not None:
-        x0, xt, t = x0[rows], xt[rows], t[rows]                                     # (b, L), (b, L), (b,)
-    logits = model(xt) if attn is None else model(xt, attn_mask=attn)             # (b, L, V)
-    # per token the model produces: [BOS] is never masked, so it is not counted (L - 1 per row)
-    return mdlm_nelbo(logits, x0, xt, t, mask_id, sched, reduction="token", keep=keep)
-
-
-@torch.no_grad()
-def evaluate(model, val: torch.Tensor, cfg: TrainConfig, mask_id: int, device, autocast) -> float:
-    """Validation loss in nats per token (a NELBO bound for mdm, the hybrid NELBO for esolm), with fixed seeds so two calls on
-    the same weights agree exactly."""
-    model.eval()
-    total = 0.0
-    n = min(cfg.eval_batches, max(1, len(val) // cfg.batch_size))
-    bs = min(cfg.batch_size, len(val))
-    for i in range(n):
-        x0 = batch_at(val, i, bs, seed=12345, device=device)
-        g = torch.Generator().manual_seed(10_000 + i)
-        with autocast:
-            total += compute_loss(model, x0, cfg, mask_id, g).item()
-    model.train()
-    return total / n
+def _check_finite(losses: list, done: int) -> None:
+    """Stop the run at the first step whose loss is NaN or infinite (one device sync for them all)."""
+    values = torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()).cpu() for v in losses])
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        raise FloatingPointError(
+            f"loss: step {done - len(losses) + i + 1} gave a loss of {values[i].item()}; the run stops here and "
+            f"writes no checkpoint of it (the last one saved is untouched); try a lower --lr")
 
 
 def _log(path: Path, record: dict) -> None:
@@ -283,6 +241,15 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.objective == "esolm" and 0 < cfg.alpha0 < 1 and cfg.batch_size < 2 * n_parts:
         raise ValueError(f"batch_size: esolm splits each micro-batch between its two terms; expected at least "
                          f"2 rows per micro-batch ({2 * n_parts} in all), got {cfg.batch_size}")
+    check_device(cfg.device)                                 # before any work, as the run folder's rules
+    for name in ("data", "tokenizer", "init_from"):
+        path = getattr(cfg, name)
+        if path is not None and not path.startswith("hf:") and not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"{name}: no file or folder at {path}")
+    notes = runfolder.check_out(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
+    if os.environ.get("RANK", "0") == "0":
+        for note in notes:
+            print(f"minidlm train: {note}", file=sys.stderr)
     device = distributed.setup(pick_device(cfg.device))      # joins the process group under torchrun
     try:
         return _train(cfg, device)
@@ -294,31 +261,46 @@ def _train(cfg: TrainConfig, device: torch.device) -> dict:
     out = Path(cfg.out)
     main, rank = distributed.is_main(), distributed.rank()
     torch.manual_seed(cfg.seed)
+    resuming = cfg.resume and (out / "last.json").exists()
     with distributed.main_first():    # rank 0 first: it trains the tokenizer and fills the hub cache; the others
-        # then load its tokenizer (a local corpus) or the cache (hf:), so every rank holds the same tokens
+        # then load its tokenizer (a local corpus) or the cache (hf:), so every rank holds the same tokens;
+        # a resumed run keeps the tokenizer it was trained with
         local_bpe = cfg.data is not None and not cfg.data.startswith("hf:") and cfg.tokenizer is None
-        data_cfg = dataclasses.replace(cfg, tokenizer=str(out / "tokenizer.json")) if local_bpe and not main else cfg
-        train_data, val_data, tok = build_data(data_cfg, out, save_tokenizer=main)
-    if cfg.batch_size > len(train_data):
-        raise ValueError(f"batch_size: expected at most the {len(train_data)} training rows, got {cfg.batch_size}")
-    model = build_model(cfg, tok).to(device)
+        reuse = local_bpe and (not main or resuming) and (out / runfolder.TOKENIZER).exists()
+        data_cfg = dataclasses.replace(cfg, tokenizer=str(out / runfolder.TOKENIZER)) if reuse else cfg
+        train_data, val_data, tok = build_data(data_cfg, out, save_tokenizer=False)
+        if cfg.batch_size > len(train_data):
+            raise ValueError(f"batch_size: expected at most the {len(train_data)} training rows, got {cfg.batch_size}")
+        model = build_model(cfg, tok).to(device)
+        start, best, ck = 0, float("inf"), None
+        if resuming:                                          # every rank loads the same checkpoint (not init_from)
+            ck = load_checkpoint(out, "last", map_location=device)
+            if ck["model_config"] != model.config.to_dict():
+                raise ValueError(f"resume: the checkpoint in {out} was made with another model config "
+                                 f"({ck['model_config']} vs {model.config.to_dict()})")
+            if main:
+                runfolder.check_same_tokenizer(tok, out)
+            start, best = ck["train_state"]["step"], ck["train_state"].get("best_val", float("inf"))
+        elif cfg.init_from is not None:                       # a fresh run from another model's weights
+            init_from_checkpoint(model, cfg.init_from, tok)
+        if main:                                              # every check has passed: only now write into out
+            if cfg.overwrite:
+                runfolder.clear(out)
+            out.mkdir(parents=True, exist_ok=True)
+            if not reuse:
+                tok.save(out / runfolder.TOKENIZER)
+            if resuming:
+                runfolder.trim_log(out, start)                # no step is logged twice
+                saved = ck["train_state"].get("train_config") or {}
+                for note in runfolder.resume_changes(saved, dataclasses.asdict(cfg), start):
+                    print(f"minidlm train: {note}", file=sys.stderr)
+            else:
+                (out / runfolder.LOG).unlink(missing_ok=True)  # a fresh run starts a fresh log
     opt = model.configure_optimizer(cfg.weight_decay, cfg.lr, device_type=device.type)
-    start, best = 0, float("inf")
-    log_path = out / "log.jsonl"
-
-    if cfg.resume and (out / "last.json").exists():              # every rank loads the same checkpoint (not init_from)
-        ck = load_checkpoint(out, "last", map_location=device)
-        if ck["model_config"] != model.config.to_dict():
-            raise ValueError(f"resume: the checkpoint in {out} was made with another model config "
-                             f"({ck['model_config']} vs {model.config.to_dict()})")
+    if ck is not None:
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer_state"])
-        start, best = ck["train_state"]["step"], ck["train_state"].get("best_val", float("inf"))
-    else:
-        if cfg.init_from is not None:                       # a fresh run from another model's weights
-            init_from_checkpoint(model, cfg.init_from, tok)
-        if main and log_path.exists():
-            log_path.unlink()                               # a fresh run starts a fresh log
+    log_path = out / runfolder.LOG
 
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext()
@@ -341,61 +323,69 @@ def _train(cfg: TrainConfig, device: torch.device) -> dict:
         bar = tqdm(total=cfg.steps, initial=start, desc=f"{cfg.objective} {cfg.preset}", unit="step")
     t_start = time.time()
     t_last, tokens_since, step, val, loss_val = time.time(), 0, start, None, float("nan")
-    for step in range(start, cfg.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        x0 = batch_at(train_data, step, cfg.batch_size, cfg.seed, device)  # (B, L): the step's batch, on every rank
-        opt.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        for k in range(cfg.grad_accum):
-            lo = (rank * cfg.grad_accum + k) * micro
-            rows = None if whole else slice(lo, lo + micro)              # this rank's k-th micro-batch
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # the step's noise, for any split
-            # DDP averages the gradients over the ranks in the last micro-step's backward only
-            sync = ddp is None or k == cfg.grad_accum - 1
-            with nullcontext() if sync else ddp.no_sync():
-                with autocast:
-                    loss = compute_loss(fwd, x0, cfg, tok.mask_id, g, rows, step=step)
-                (loss / cfg.grad_accum).backward()
-            loss_sum = loss_sum + loss.detach()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        tokens_since += x0.numel()                          # the whole batch: tokens/s counts every rank
-        done = step + 1
-        if done % 10 == 0 or done == cfg.steps:
-            loss_val = distributed.mean((loss_sum / cfg.grad_accum).item())  # syncs the device, so time is honest
-            dt = time.time() - t_last
-            tps = tokens_since / max(dt, 1e-9)
-            rec = {"step": done, "loss": loss_val, "lr": lr_at(step, cfg), "tokens_per_s": tps}
-            if cfg.peak_tflops:                             # peak_tflops is one accelerator's
-                rec["mfu"] = tps * flops_tok / (cfg.peak_tflops * 1e12 * distributed.world())
-            if main:
-                _log(log_path, rec)
+    pending = []                                            # this step's and earlier unchecked losses
+    with runfolder.stop_on_interrupt() as interrupt:       # Ctrl-C: stop after this step, checkpointed
+        for step in range(start, cfg.steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            x0 = batch_at(train_data, step, cfg.batch_size, cfg.seed, device)  # (B, L): the step's batch, on every rank
+            opt.zero_grad(set_to_none=True)
+            loss_sum = 0.0
+            for k in range(cfg.grad_accum):
+                lo = (rank * cfg.grad_accum + k) * micro
+                rows = None if whole else slice(lo, lo + micro)              # this rank's k-th micro-batch
+                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # the step's noise, for any split
+                # DDP averages the gradients over the ranks in the last micro-step's backward only
+                sync = ddp is None or k == cfg.grad_accum - 1
+                with nullcontext() if sync else ddp.no_sync():
+                    with autocast:
+                        loss = compute_loss(fwd, x0, cfg, tok.mask_id, g, rows, step=step)
+                    (loss / cfg.grad_accum).backward()
+                loss_sum = loss_sum + loss.detach()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            tokens_since += x0.numel()                          # the whole batch: tokens/s counts every rank
+            done = step + 1
+            pending.append(loss_sum)
+            # rank 0's clock (and Ctrl-C) decides, so that every rank stops at the same step
+            out_of_time = cfg.max_seconds is not None and time.time() - t_start > cfg.max_seconds
+            out_of_time = distributed.agree(out_of_time or interrupt["asked"]) if distributed.world() > 1 \
+                else out_of_time or interrupt["asked"]
+            out_of_time = out_of_time or (cfg.stop_at is not None and done >= cfg.stop_at)
+            do_eval = (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps or out_of_time
+            do_ckpt = (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps or out_of_time
+            if done % 10 == 0 or do_eval or do_ckpt:            # never log, evaluate or save a NaN model
+                _check_finite(pending, done)
+                pending = []
+            if done % 10 == 0 or done == cfg.steps:
+                loss_val = distributed.mean((loss_sum / cfg.grad_accum).item())  # syncs the device, so time is honest
+                dt = time.time() - t_last
+                tps = tokens_since / max(dt, 1e-9)
+                rec = {"step": done, "loss": loss_val, "lr": lr_at(step, cfg), "tokens_per_s": tps}
+                if cfg.peak_tflops:                             # peak_tflops is one accelerator's
+                    rec["mfu"] = tps * flops_tok / (cfg.peak_tflops * 1e12 * distributed.world())
+                if main:
+                    _log(log_path, rec)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss_val:.3f}", tok_s=f"{tps:,.0f}")
+                t_last, tokens_since = time.time(), 0
             if bar is not None:
-                bar.set_postfix(loss=f"{loss_val:.3f}", tok_s=f"{tps:,.0f}")
-            t_last, tokens_since = time.time(), 0
-        if bar is not None:
-            bar.update(1)
-        # rank 0's clock decides, so that every rank stops at the same step
-        out_of_time = cfg.max_seconds is not None and distributed.agree(time.time() - t_start > cfg.max_seconds)
-        out_of_time = out_of_time or (cfg.stop_at is not None and done >= cfg.stop_at)
-        do_eval = (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps or out_of_time
-        do_ckpt = (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps or out_of_time
-        if main and do_eval:
-            val = evaluate(model, val_data, cfg, tok.mask_id, device, autocast)
-            _log(log_path, {"step": done, "val_loss": val, "val_ppl_bound": math.exp(min(val, 50)),
-                            "elapsed_s": time.time() - t_start})
-            if val < best:
-                best = val
-                checkpoint("best", done, val)
-        if main and do_ckpt:
-            checkpoint("last", done, val)
-        if do_eval or do_ckpt:
-            distributed.barrier()                           # the others wait for rank 0's evaluation and checkpoint
-        if out_of_time:
-            break
+                bar.update(1)
+            if main and do_eval:
+                val = evaluate(model, val_data, cfg, tok.mask_id, device, autocast)
+                _log(log_path, {"step": done, "val_loss": val, "val_ppl_bound": math.exp(min(val, 50)),
+                                "elapsed_s": time.time() - t_start})
+                if val < best:
+                    best = val
+                    checkpoint("best", done, val)
+            if main and do_ckpt:
+                checkpoint("last", done, val)
+            if do_eval or do_ckpt:
+                distributed.barrier()                           # the others wait for rank 0's evaluation and checkpoint
+            if out_of_time:
+                break
     if bar is not None:
         bar.close()
     return {"steps": step + 1 if cfg.steps > start else start, "val_loss": val, "best_val": best,
-            "seconds": time.time() - t_start, "out": str(out)}
+            "seconds": time.time() - t_start, "out": str(out), "interrupted": interrupt["asked"]}
