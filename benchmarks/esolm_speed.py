@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from minidlm.esolm import esolm_sample
+from minidlm.latency import CausalView
 from minidlm.model import Model, ModelConfig, pinned_sdpa
 from minidlm.sampling import generate, generate_ar
 
@@ -69,7 +70,7 @@ def samplers(model, L: int, B: int, T: int):
                                           generator=0),
         "esolm_cached": lambda: esolm_sample(model, L, MASK, 1.0, batch_size=B, prompt=bos, diffusion_steps=T,
                                              counts="even", generator=0),
-        "ar_cache": lambda: generate_ar(model, L, batch_size=B, bos_id=BOS, generator=0),
+        "ar_cache": lambda: generate_ar(CausalView(model), L, batch_size=B, bos_id=BOS, generator=0),
     }
 
 

@@ -74,6 +74,7 @@ from pathlib import Path
 import torch
 
 from minidlm.esolm import esolm_sample
+from minidlm.latency import CausalView
 from minidlm.model import Model, ModelConfig, pinned_sdpa
 from minidlm.sampling import generate, generate_ar
 
@@ -103,7 +104,7 @@ def samplers(model, prompt: torch.Tensor, N: int, seed: int = 0) -> dict:
     L = prompt.shape[0] + N
     T16 = min(16, N)
     return {
-        "ar_cache": (N, lambda: generate_ar(model, L, prompt=prompt, generator=seed)),
+        "ar_cache": (N, lambda: generate_ar(CausalView(model), L, prompt=prompt, generator=seed)),
         "mdm_T16": (T16, lambda: generate(model, L, T16, MASK, prompt=prompt, generator=seed)),
         "mdm_T=N/4": (max(1, N // 4), lambda: generate(model, L, max(1, N // 4), MASK, prompt=prompt, generator=seed)),
         "esolm_a0.25": (None, lambda: esolm_sample(model, L, MASK, 0.25, prompt=prompt, generator=seed)),

@@ -7,9 +7,11 @@ confidence makes it. The helpers it shares with the fixed-count samplers live in
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 
-from ._validate import check_positive_int, make_generator
+from ._validate import check_eos_id, check_positive_int, make_generator
 from .sampling import (_check_common, _device_of, _forbid, _init_state, _length_step, _new_trace,
                        _record, draw_candidates, filter_logits)
 
@@ -24,13 +26,18 @@ def generate_adaptive(model, length: int, mask_id: int, *, threshold: float = 0.
     at each step commit every masked position whose candidate has probability >= ``threshold``,
     and at least the single most confident one, so easy inputs take few steps and hard ones more.
     With ``block_length`` it works block by block, left to right. ``eos_id``: the first call draws
-    where the text ends, as in ``generate`` (not with block_length). Returns (tokens, Trace)."""
-    if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+    where the text ends, as in ``generate`` (not with block_length). threshold 0 commits every
+    position in one call per block; 1 (unreachable but for certain tokens) one position per call.
+    ``max_steps``: a budget of network calls (RuntimeError when it does not suffice). Returns (tokens, Trace)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
         raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
-    _check_common(model, 1, temperature)
+    V = _check_common(model, 1, temperature, mask_id, length, top_k, top_p)
+    check_eos_id(eos_id, V, mask_id)
+    if max_steps is not None:
+        check_positive_int("max_steps", max_steps)
     device = _device_of(model, device)
     g = make_generator(generator)
-    x, start = _init_state(length, batch_size, mask_id, prompt, given, device)
+    x, start = _init_state(length, batch_size, mask_id, prompt, given, device, V)
     B, L = x.shape
     block_length = L - start if block_length is None else block_length
     check_positive_int("block_length", block_length)

@@ -4,13 +4,14 @@ reversal-curse task); the files the lessons use are shipped in ``data/``.
 """
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
 
-from ._validate import check_choice, check_positive_int, check_tensor
+from ._validate import check_choice, check_int, check_positive_int, check_tensor
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 TALES_PATH = DATA_DIR / "tiny_tales.txt"
@@ -26,23 +27,52 @@ def _text_files(path: Path) -> list[Path]:
     raise FileNotFoundError(f"path: no file or folder at {path}")
 
 
+def _check_text_file(f: Path) -> None:
+    """A ValueError naming ``f`` if it is empty, binary (NUL bytes) or not UTF-8."""
+    data = f.read_bytes()
+    if not data:
+        raise ValueError(f"path: {f} is empty; expected UTF-8 text")
+    if b"\x00" in data:
+        raise ValueError(f"path: {f} looks binary (it holds NUL bytes at offset {data.index(0)}); expected UTF-8 text")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"path: {f} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+                         "convert it, e.g. iconv -f latin1 -t utf-8") from None
+
+
 def load_text(path, sample_by: str = "line") -> list[str]:
     """Read a local .txt file, or every .txt file under a folder, into a list of documents.
 
     ``sample_by``: ``"line"`` (one document per non-empty line), ``"paragraph"`` (split on blank
     lines) or ``"document"`` (one per file). Uses HF ``datasets`` (its local ``text`` builder: no
-    network) when installed, plain Python otherwise. Lesson 01.
+    network) when installed, plain Python otherwise. Lesson 01. An empty, binary (NUL bytes) or
+    non-UTF-8 file is refused with a ValueError naming it; in a folder, empty files are skipped.
     """
     check_choice("sample_by", sample_by, ("line", "paragraph", "document"))
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path: expected a file or folder path (str or Path), got {type(path).__name__}")
     files = _text_files(Path(path))
     if not files:
         raise ValueError(f"path: expected .txt files under {path}, found none")
+    if len(files) > 1:
+        files = [f for f in files if f.stat().st_size > 0] or files[:1]  # empty files add nothing
+    if files[0].stat().st_size == 0:
+        _check_text_file(files[0])
     try:
         import datasets  # imported lazily: the GPU machines of the course may not have it
     except ImportError:
         docs = _load_plain(files, sample_by)
     else:
-        docs = _load_with_datasets(datasets, files, sample_by)
+        try:
+            docs = _load_with_datasets(datasets, files, sample_by)
+        except Exception:  # datasets wraps a decoding error in its DatasetGenerationError: name the file
+            for f in files:
+                _check_text_file(f)
+            raise
+    if any("\x00" in d for d in docs):                     # valid UTF-8, yet binary
+        for f in files:
+            _check_text_file(f)
     docs = [d.strip() for d in docs if d and d.strip()]
     if not docs:
         raise ValueError(f"path: {path} contains no text (the corpus is empty)")
@@ -65,6 +95,7 @@ def _load_with_datasets(datasets, files, sample_by):
 def _load_plain(files, sample_by):
     docs = []
     for f in files:
+        _check_text_file(f)
         text = f.read_text(encoding="utf-8")
         if sample_by == "line":
             docs += text.splitlines()
@@ -88,10 +119,28 @@ def load_tales_tokenizer(kind: str = "bpe"):
 
 
 # ---------------------------------------------------------------- packing into (N, L)
+def _as_docs(docs, bos_id, eos_id) -> list[list[int]]:
+    """docs as lists of token ids >= 0 (texts must be encoded first); bos_id, eos_id: ids >= 0."""
+    check_int("bos_id", bos_id, minimum=0)
+    check_int("eos_id", eos_id, minimum=0)
+    if isinstance(docs, (str, bytes)) or not hasattr(docs, "__iter__"):
+        raise ValueError(f"docs: expected a list of token-id sequences, got {type(docs).__name__}")
+    out = []
+    for i, d in enumerate(docs):
+        d = d.tolist() if hasattr(d, "tolist") else d
+        if isinstance(d, (str, bytes)) or not hasattr(d, "__iter__") or not all(
+                isinstance(t, numbers.Integral) and not isinstance(t, bool) and t >= 0 for t in d):
+            raise ValueError(f"docs: document {i} is not a sequence of token ids >= 0 (encode texts first), "
+                             f"got {str(d)[:40]!r}")
+        out.append(list(d))
+    return out
+
+
 def pack_blocks(docs: Sequence[Sequence[int]], L: int, bos_id: int, eos_id: int) -> torch.Tensor:
     """Concatenate ``[BOS] doc [EOS]`` for every document and cut the stream into rows of L
     tokens (the tail shorter than L is dropped). Best for long text. Returns (N, L) int64."""
     check_positive_int("L", L, minimum=2)
+    docs = _as_docs(docs, bos_id, eos_id)
     stream = [tok for d in docs for tok in (bos_id, *d, eos_id)]
     n = len(stream) // L
     if n == 0:
@@ -107,6 +156,7 @@ def pad_documents(docs: Sequence[Sequence[int]], L: int, bos_id: int, eos_id: in
     so samples end cleanly. ``too_long``: ``"error"``, ``"skip"`` or ``"truncate"``. Returns (N, L)."""
     check_positive_int("L", L, minimum=2)
     check_choice("too_long", too_long, ("error", "skip", "truncate"))
+    docs = _as_docs(docs, bos_id, eos_id)
     rows = []
     for i, d in enumerate(docs):
         row = [bos_id, *d, eos_id]
@@ -126,8 +176,9 @@ def pad_documents(docs: Sequence[Sequence[int]], L: int, bos_id: int, eos_id: in
 def train_val_split(data: torch.Tensor, val_fraction: float = 0.05, seed: int = 0):
     """Shuffle rows with ``seed`` and split into (train, val); val gets at least one row."""
     check_tensor("data", data, ndim=2, dtype_kind="int")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction: expected a value in (0, 1), got {val_fraction}")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) or not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction: expected a value in (0, 1), got {val_fraction!r}")
+    check_int("seed", seed)
     if data.shape[0] < 2:
         raise ValueError(f"data: expected at least 2 rows to split, got {data.shape[0]}")
     g = torch.Generator().manual_seed(seed)
@@ -141,6 +192,8 @@ def batch_at(data: torch.Tensor, step: int, batch_size: int, seed: int = 0, devi
     step's batch can be recomputed (exact resume). Returns (B, L) int64 on ``device``."""
     check_tensor("data", data, ndim=2, dtype_kind="int")
     check_positive_int("batch_size", batch_size)
+    check_int("step", step, minimum=0)
+    check_int("seed", seed)
     N = data.shape[0]
     if batch_size > N:
         raise ValueError(f"batch_size: expected at most the number of rows ({N}), got {batch_size}")
@@ -158,6 +211,9 @@ def iterate_batches(data: torch.Tensor, batch_size: int, seed: int = 0, device=N
                     start_step: int = 0, steps: int | None = None) -> Iterator[torch.Tensor]:
     """Yield ``batch_at(data, step, ...)`` for step = start_step, start_step + 1, ... (forever
     when ``steps`` is None)."""
+    check_int("start_step", start_step, minimum=0)
+    if steps is not None:
+        check_int("steps", steps, minimum=0)
     step = start_step
     while steps is None or step < start_step + steps:
         yield batch_at(data, step, batch_size, seed, device)

@@ -8,8 +8,31 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_positive_int, check_tensor
+import numbers
+
+from ._validate import check_denoiser, check_ids, check_positive_int, check_tensor
 from .sampling import generate
+
+
+def _check_text(model, tokens, mask_id):
+    """tokens (B, L): int ids in [0, V) with no [MASK], L within the model's max_len."""
+    check_tensor("tokens", tokens, ndim=2, dtype_kind="int")
+    V = check_denoiser(model, mask_id)
+    max_len = getattr(getattr(model, "config", None), "max_len", None)
+    if tokens.shape[1] == 0 or (max_len is not None and tokens.shape[1] > max_len):
+        raise ValueError(f"tokens: expected 1 to max_len={max_len} tokens per row, got shape {tuple(tokens.shape)}")
+    check_ids("tokens", tokens, V, mask_id=mask_id)       # a [MASK] outside the edit would be rewritten
+    return tokens.shape
+
+
+def _bool_rows(name, m, B, L):
+    """A (L,), (1, L) or (B, L) bool mask (None stays None)."""
+    if m is None:
+        return None
+    check_tensor(name, m, dtype_kind="bool")
+    if tuple(m.shape) not in ((L,), (1, L), (B, L)):
+        raise ValueError(f"{name}: expected a bool mask of shape ({L},) or ({B}, {L}), got {tuple(m.shape)}")
+    return m
 
 
 @torch.no_grad()
@@ -17,9 +40,9 @@ def least_confident_positions(model, tokens: torch.Tensor, k: int, mask_id: int,
                               protect: torch.Tensor | None = None) -> torch.Tensor:
     """The k positions of an existing text the model finds least likely, p(x_i | the text with x_i
     masked), computed in one batched pass per position chunk. Returns a (B, L) bool mask."""
-    check_tensor("tokens", tokens, ndim=2, dtype_kind="int")
-    B, L = tokens.shape
+    B, L = _check_text(model, tokens, mask_id)
     check_positive_int("k", k)
+    protect = _bool_rows("protect", protect, B, L)
     scores = torch.empty(B, L, device=tokens.device)
     for i in range(L):
         probe = tokens.clone()
@@ -43,20 +66,28 @@ def edit(model, tokens: torch.Tensor, mask_id: int, *, span: tuple[int, int] | N
     [i, j), an explicit (B, L) bool ``positions`` mask, or the ``k_least_confident`` positions, then
     denoise only those with ``generate``. Tokens outside the edited positions never change.
     Returns (new tokens, Trace, edited positions)."""
-    check_tensor("tokens", tokens, ndim=2, dtype_kind="int")
-    B, L = tokens.shape
+    B, L = _check_text(model, tokens, mask_id)
     chosen = [span is not None, positions is not None, k_least_confident is not None]
     if sum(chosen) != 1:
         raise ValueError("span, positions, k_least_confident: give exactly one of them")
+    protect = _bool_rows("protect", protect, B, L)
+    if steps is not None:
+        check_positive_int("steps", steps)
+    clash = sorted({"given", "prompt", "length", "mask_id", "batch_size"} & set(sampler_kwargs))
+    if clash:
+        raise ValueError(f"sampler_kwargs: edit sets {clash} itself (the start state is the text with the "
+                         "edited positions masked)")
     if span is not None:
+        ok = isinstance(span, (tuple, list)) and len(span) == 2 and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in span)
+        if not ok or not (0 <= span[0] < span[1] <= L):
+            raise ValueError(f"span: expected two ints (i, j) with 0 <= i < j <= {L}, got {span!r}")
         i, j = span
-        if not (0 <= i < j <= L):
-            raise ValueError(f"span: expected 0 <= i < j <= {L}, got {span}")
         where = torch.zeros(B, L, dtype=torch.bool, device=tokens.device)
         where[:, i:j] = True
     elif positions is not None:
-        check_tensor("positions", positions, dtype_kind="bool")
-        where = positions.to(tokens.device).expand(B, L).clone()
+        where = _bool_rows("positions", positions, B, L)
+        where = where.to(tokens.device).expand(B, L).clone()
     else:
         where = least_confident_positions(model, tokens, k_least_confident, mask_id, protect)
     if protect is not None:

@@ -36,31 +36,31 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ._validate import check_choice, check_positive_int, check_tensor, check_unit_interval, make_generator
+from ._validate import (check_bool, check_choice, check_denoiser, check_filters, check_ids, check_positive_int,
+                        check_temperature, check_tensor, make_generator)
 from .forward import mask_tokens, sample_times, uniform
-from .losses import masked_cross_entropy
+from .losses import _masked_ce as masked_cross_entropy   # x0 is checked once, below
 from .masks import VARIANTS, causal_mask, esolm_diffusion_mask, esolm_sequential_mask, gather_sorted, sort_indices
 from .model import KVCache, pinned_sdpa
-from .sampling import Trace, _device_of, _new_trace, _record, _start, draw_candidates, filter_logits
+from .sampling import (MAX_ANCESTRAL_STEPS, Trace, _device_of, _new_trace, _record, _start, draw_candidates,
+                       filter_logits)
 from .schedules import EsoLMSchedule
 
 
 # ----------------------------------------------------------------------------- checks
 def _check_alpha0(alpha0) -> float:
-    if isinstance(alpha0, bool) or not isinstance(alpha0, (int, float)):
+    if isinstance(alpha0, bool) or not isinstance(alpha0, (int, float)) or not 0 <= alpha0 <= 1:
         raise ValueError(f"alpha0: expected a number in [0, 1], got {alpha0!r}")
-    check_unit_interval("alpha0", float(alpha0))
     return float(alpha0)
 
 
 def _mask_id_of(model, mask_id):
-    if mask_id is None:
-        mask_id = getattr(getattr(model, "config", None), "mask_id", None)
-        if mask_id is None:
-            raise ValueError("mask_id: the model has no config.mask_id; build it with mask_id=... or pass mask_id")
-    if isinstance(mask_id, bool) or not isinstance(mask_id, int) or mask_id < 0:
-        raise ValueError(f"mask_id: expected a non-negative int token id, got {mask_id!r}")
-    return mask_id
+    """``mask_id`` (the model's ``config.mask_id`` when None), checked as the samplers check it."""
+    cfg = getattr(model, "config", None)
+    if mask_id is None and cfg is None:
+        raise ValueError("mask_id: the model has no config.mask_id; build it with mask_id=... or pass mask_id")
+    check_denoiser(model, getattr(cfg, "mask_id", None) if mask_id is None else mask_id)
+    return int(getattr(cfg, "mask_id", None) if mask_id is None else mask_id)
 
 
 def _keep_rows(keep, B: int, L: int, device) -> torch.Tensor:
@@ -126,6 +126,7 @@ def esolm_loss(model, x0: torch.Tensor, alpha0: float, variant: str = "B", kappa
     if not isinstance(eps, (int, float)) or not 0 <= eps < 1:
         raise ValueError(f"eps: expected a number in [0, 1), got {eps!r}")
     mask_id = _mask_id_of(model, mask_id)
+    check_ids("x0", x0, getattr(getattr(model, "config", None), "vocab_size", None), mask_id=mask_id)
     B, L = x0.shape
     n_diff = int(math.floor(kappa * B + 0.5))
     n_seq = B - n_diff
@@ -244,6 +245,8 @@ def esolm_schedule(n_gen: int, alpha0: float, diffusion_steps: int | None = None
     alpha0 = _check_alpha0(alpha0)
     if diffusion_steps is not None:
         check_positive_int("diffusion_steps", diffusion_steps)
+        if diffusion_steps > MAX_ANCESTRAL_STEPS:   # the binomial grid holds T values: 10**9 would not fit
+            raise ValueError(f"diffusion_steps: expected at most {MAX_ANCESTRAL_STEPS}, got {diffusion_steps}")
     check_choice("counts", counts, COUNTS)
     u = uniform((n_gen,), make_generator(generator), "cpu")                        # (n_gen,) in [0, 1)
     if counts == "binomial":
@@ -312,15 +315,8 @@ def esolm_sample(model, length: int, mask_id: int, alpha0: float, *, batch_size:
     Returns (tokens (B, L), EsoTrace); with ``return_logits=True`` also a list, one per step, of
     the float32 logits (B, k, V) at the k positions decoded at that step, in decode order.
     """
-    if not isinstance(model, torch.nn.Module) and not callable(model):
-        raise ValueError("model: expected a callable returning logits (B, L, V)")
-    check_positive_int("length", length)
+    V = check_denoiser(model, mask_id, length=length)
     cfg = getattr(model, "config", None)
-    if cfg is not None and length > cfg.max_len:
-        raise ValueError(f"length: expected at most the model's max_len={cfg.max_len}, got {length}")
-    if isinstance(mask_id, bool) or not isinstance(mask_id, int) or mask_id < 0 or (
-            cfg is not None and mask_id >= cfg.vocab_size):
-        raise ValueError(f"mask_id: expected a token id in [0, vocab_size), got {mask_id!r}")
     alpha0 = _check_alpha0(alpha0)
     check_positive_int("batch_size", batch_size)
     check_choice("variant", variant, VARIANTS)
@@ -331,12 +327,13 @@ def esolm_sample(model, length: int, mask_id: int, alpha0: float, *, batch_size:
         raise ValueError("model: use_cache=True needs a minidlm Model (model.new_cache); pass use_cache=False")
     if use_cache and variant != "B":
         raise ValueError("variant: only variant 'B' has an exact KV cache; use variant='B' or use_cache=False")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"temperature: expected a number >= 0, got {temperature!r}")
+    check_temperature(temperature)
+    check_filters(top_k, top_p)
+    check_bool("return_logits", return_logits)
     device = _device_of(model, device)
     g = make_generator(generator)
 
-    x = _start(length, batch_size, mask_id, prompt, device)                        # (B, L) original order
+    x = _start(length, batch_size, mask_id, prompt, device, V)                     # (B, L) original order
     B, L = x.shape
     P = 0 if prompt is None else torch.as_tensor(prompt).shape[-1]
     n_diff, sizes = esolm_schedule(L - P, alpha0, diffusion_steps, g, counts=counts)
@@ -426,6 +423,8 @@ def cache_bytes_by_length(model, lengths, *, alpha0: float = 1.0, batch_size: in
                           generator=0) -> dict[int, int]:
     """Peak KV-cache bytes of ``esolm_sample`` at each length (lesson 10's linear-memory plot)."""
     mask_id = _mask_id_of(model, mask_id)
+    if isinstance(lengths, (int, str)) or not hasattr(lengths, "__iter__"):
+        raise ValueError(f"lengths: expected an iterable of lengths, got {lengths!r}")
     out = {}
     for L in lengths:
         check_positive_int("lengths", L)

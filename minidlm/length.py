@@ -21,12 +21,23 @@ from __future__ import annotations
 
 import torch
 
+from ._validate import check_int, check_tensor
+
+
+def _check(p_eos, x, mask_id) -> None:
+    check_tensor("x", x, ndim=2, dtype_kind="int")
+    check_tensor("p_eos", p_eos, dtype_kind="float")
+    if p_eos.shape != x.shape:
+        raise ValueError(f"p_eos: expected the shape of x {tuple(x.shape)}, got {tuple(p_eos.shape)}")
+    check_int("mask_id", mask_id, minimum=0)
+
 
 def end_distribution(p_eos: torch.Tensor, x: torch.Tensor, mask_id: int) -> torch.Tensor:
     """The cumulative distribution F (B, L) of where the text ends, from the [EOS] probabilities
     p_eos (B, L) of one network call on the state x (B, L): F(k) = max of p_eos over the positions
     j <= k whose whole tail j..L-1 is still [MASK] (0 elsewhere), so the end can only fall where
     nothing is written after it."""
+    _check(p_eos, x, mask_id)
     masked = (x == mask_id).long()                                            # (B, L)
     tail_free = masked.flip(1).cumprod(1).flip(1).bool()                      # (B, L) all [MASK] from k on
     p = torch.where(tail_free, p_eos.double(), torch.zeros_like(p_eos, dtype=torch.float64))

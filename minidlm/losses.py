@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_choice, check_tensor
+from ._validate import check_choice, check_int, check_positive_int, check_tensor, ids_check, refuse, unit_check
 from .schedules import get_schedule
 
 REDUCTIONS = ("none", "sequence", "token")
@@ -34,6 +34,9 @@ def _probs(name: str, p, dim: int) -> torch.Tensor:
 
 
 def _in_base(x: torch.Tensor, base) -> torch.Tensor:
+    if base is not None and (isinstance(base, bool) or not isinstance(base, (int, float))
+                             or not math.isfinite(base) or base <= 0 or base == 1):
+        raise ValueError(f"base: expected None (nats) or a number > 0 other than 1 (2 = bits), got {base!r}")
     return x if base is None else x / math.log(base)
 
 
@@ -58,11 +61,33 @@ def kl_divergence(p, q, base: float | None = None, dim: int = -1) -> torch.Tenso
 
 # ---------------------------------------------------------------- per-position pieces
 def token_cross_entropy(logits, targets) -> torch.Tensor:
-    """-log softmax(logits)[target] at every position, float32, shape (B, L)."""
+    """-log softmax(logits)[target] at every position, float32, shape (B, L); targets in [0, V)."""
+    V = _check_batch(logits, targets, name="targets")
+    refuse(ids_check("targets", targets, V))
+    return _token_ce(logits, targets)
+
+
+def _check_batch(logits, x0, xt=None, *, name: str = "x0") -> int:
+    """logits (B, L, V) float, x0 (and xt) (B, L) int ids; returns V (no value checks: no sync)."""
     check_tensor("logits", logits, ndim=3, dtype_kind="float")
-    check_tensor("targets", targets, ndim=2, dtype_kind="int")
-    if logits.shape[:2] != targets.shape:
-        raise ValueError(f"logits, targets: expected logits (B, L, V) to match targets (B, L), got {tuple(logits.shape)} and {tuple(targets.shape)}")
+    check_tensor(name, x0, ndim=2, dtype_kind="int")
+    if logits.shape[:2] != x0.shape:
+        raise ValueError(f"logits, {name}: expected logits (B, L, V) to match {name} (B, L), got "
+                         f"{tuple(logits.shape)} and {tuple(x0.shape)}")
+    if xt is not None:
+        check_tensor("xt", xt, ndim=2, dtype_kind="int")
+        if xt.shape != x0.shape:
+            raise ValueError(f"xt, {name}: expected the same shape, got {tuple(xt.shape)} and {tuple(x0.shape)}")
+    return logits.shape[-1]
+
+
+def _clean_check(name: str, x0: torch.Tensor, mask_id: int):
+    """A ``refuse`` pair: x0 holds no [MASK] (its target has probability 0 under SUBS: an infinite loss)."""
+    return (x0 == mask_id).any(), lambda: (f"{name}: expected clean tokens, found the [MASK] id {mask_id} "
+                                           "(the model never predicts it: the loss would be infinite)")
+
+
+def _token_ce(logits, targets) -> torch.Tensor:
     B, L, V = logits.shape
     ce = F.cross_entropy(logits.float().reshape(B * L, V), targets.reshape(B * L), reduction="none")
     return ce.view(B, L)  # (B, L)
@@ -70,8 +95,8 @@ def token_cross_entropy(logits, targets) -> torch.Tensor:
 
 def subs_logits(logits, mask_id: int) -> torch.Tensor:
     """SUBS parameterization (MDLM): the model never predicts [MASK]: its logit is -inf."""
-    if not 0 <= mask_id < logits.shape[-1]:
-        raise ValueError(f"mask_id: expected an id in [0, {logits.shape[-1]}), got {mask_id}")
+    check_tensor("logits", logits, dtype_kind="float")
+    check_int("mask_id", mask_id, minimum=0, below=logits.shape[-1])
     out = logits.clone()
     out[..., mask_id] = float("-inf")
     return out
@@ -101,12 +126,22 @@ def _counted(x0: torch.Tensor, pad_id: int | None, keep: torch.Tensor | None = N
 
 def masked_cross_entropy(logits, x0, xt, mask_id: int) -> torch.Tensor:
     """-log x_theta(x_t)[x0] at masked positions of x_t, 0 at clean ones (they are copied
-    through under SUBS and cost nothing). Shape (B, L)."""
-    check_tensor("xt", xt, ndim=2, dtype_kind="int")
-    if xt.shape != x0.shape:
-        raise ValueError(f"xt, x0: expected the same shape, got {tuple(xt.shape)} and {tuple(x0.shape)}")
+    through under SUBS and cost nothing). Shape (B, L). x0 ids in [0, V) and never [MASK]."""
+    _check_values(logits, x0, xt, mask_id)
+    return _masked_ce(logits, x0, xt, mask_id)
+
+
+def _check_values(logits, x0, xt, mask_id, *more) -> int:
+    """Shapes, mask_id, x0 and xt ids in range, x0 clean, and the ``refuse`` pairs ``more``: one sync."""
+    V = _check_batch(logits, x0, xt)
+    check_int("mask_id", mask_id, minimum=0, below=V)
+    refuse(*more, ids_check("x0", x0, V), ids_check("xt", xt, V), _clean_check("x0", x0, mask_id))
+    return V
+
+
+def _masked_ce(logits, x0, xt, mask_id) -> torch.Tensor:
     is_mask = xt == mask_id
-    ce = token_cross_entropy(subs_logits(logits, mask_id), x0)
+    ce = _token_ce(subs_logits(logits, mask_id), x0)
     return torch.where(is_mask, ce, torch.zeros_like(ce))
 
 
@@ -123,9 +158,17 @@ def _per_seq_weight(name, w, B, device) -> torch.Tensor:
 def ar_loss(logits, x0, reduction: str = "token", ignore_id: int | None = None) -> torch.Tensor:
     """Next-token cross-entropy: logits at position i predict x0[i + 1].
     With reduction "none" the result is (B, L - 1). ``ignore_id`` targets cost 0 and are not counted."""
-    check_tensor("x0", x0, ndim=2, dtype_kind="int")
-    ce = token_cross_entropy(logits[:, :-1], x0[:, 1:])   # (B, L-1)
+    V = _check_batch(logits, x0)
+    check_choice("reduction", reduction, REDUCTIONS)
+    if x0.shape[1] < 2:
+        raise ValueError(f"x0: expected at least 2 tokens per row (each predicts the next), got shape "
+                         f"{tuple(x0.shape)}")
+    if ignore_id is not None:
+        check_int("ignore_id", ignore_id)
     counted = _counted(x0[:, 1:], ignore_id)
+    targets = x0[:, 1:].masked_fill(~counted, 0)           # (B, L-1): ignored ids may lie outside [0, V)
+    refuse(ids_check("x0", targets, V))
+    ce = _token_ce(logits[:, :-1], targets)               # (B, L-1)
     return _reduce(torch.where(counted, ce, torch.zeros_like(ce)), counted, reduction)
 
 
@@ -141,11 +184,14 @@ def mdlm_nelbo(logits, x0, xt, t, mask_id: int, schedule="loglinear", reduction:
     schedule (the weight and the masking must agree, or the estimate is no bound). "token"
     reduction divides by the counted tokens: not [PAD] (``pad_id``) and not ``keep`` ((L,) or (B, L)
     bool, positions that are never masked, e.g. [BOS]), giving a bound on the per-token negative
-    log-likelihood of the tokens the model produces; exp of it bounds perplexity.
+    log-likelihood of the tokens the model produces; exp of it bounds perplexity. t in (0, 1].
     """
-    check_tensor("x0", x0, ndim=2, dtype_kind="int")
-    w = _per_seq_weight("t", get_schedule(schedule).weight(torch.as_tensor(t, dtype=torch.float64)), x0.shape[0], logits.device)
-    per_pos = w * masked_cross_entropy(logits, x0, xt, mask_id)   # (B, L)
+    check_choice("reduction", reduction, REDUCTIONS)
+    sched = get_schedule(schedule)
+    t64 = _times("t", t, x0)
+    _check_values(logits, x0, xt, mask_id, unit_check("t", t64, open_low=True))
+    w = _per_seq_weight("t", sched.weight(t64), x0.shape[0], logits.device)
+    per_pos = w * _masked_ce(logits, x0, xt, mask_id)   # (B, L)
     return _reduce(per_pos, _counted(x0, pad_id, keep), reduction)
 
 
@@ -160,14 +206,17 @@ def discrete_nelbo(logits, x0, xt, t, s, T: int, mask_id: int, schedule="logline
 
     Drawing one step i ~ U{1..T} per sequence (``forward.sample_discrete_times``) and multiplying by
     T makes it unbiased. L_T >= the continuous NELBO, and decreases towards it as T grows.
+    t in (0, 1], s in [0, 1) with s < t.
     """
-    if not isinstance(T, int) or T < 1:
-        raise ValueError(f"T: expected an int >= 1, got {T!r}")
+    check_positive_int("T", T)
+    check_choice("reduction", reduction, REDUCTIONS)
     sched = get_schedule(schedule)
-    t64, s64 = torch.as_tensor(t, dtype=torch.float64), torch.as_tensor(s, dtype=torch.float64)
+    t64, s64 = _times("t", t, x0), _times("s", s, x0)                     # each () or (B,): they broadcast
+    _check_values(logits, x0, xt, mask_id, unit_check("t", t64, open_low=True), unit_check("s", s64, open_high=True),
+                  ((s64 >= t64).any(), lambda: "s: expected s < t (the step goes from t back to s)"))
     a_t, a_s = sched.alpha(t64), sched.alpha(s64)
     w = _per_seq_weight("t", T * (a_s - a_t) / (1 - a_t), x0.shape[0], logits.device)
-    per_pos = w * masked_cross_entropy(logits, x0, xt, mask_id)
+    per_pos = w * _masked_ce(logits, x0, xt, mask_id)
     return _reduce(per_pos, _counted(x0, pad_id, keep), reduction)
 
 
@@ -185,9 +234,23 @@ def llada_loss(logits, x0, xt, p_mask, mask_id: int) -> torch.Tensor:
     check_tensor("x0", x0, ndim=2, dtype_kind="int")
     B, L = x0.shape
     p = _per_seq_weight("p_mask", p_mask, B, logits.device)
-    if (p <= 0).any() or (p > 1).any():
-        raise ValueError("p_mask: expected values in (0, 1]")
-    return (masked_cross_entropy(logits, x0, xt, mask_id) / p).sum() / (B * L)
+    _check_values(logits, x0, xt, mask_id, unit_check("p_mask", p, open_low=True))
+    return (_masked_ce(logits, x0, xt, mask_id) / p).sum() / (B * L)
+
+
+def _times(name: str, t, x0) -> torch.Tensor:
+    """t as float64: a scalar or one value per sequence of x0 (B, L)."""
+    check_tensor("x0", x0, ndim=2, dtype_kind="int")
+    try:
+        if isinstance(t, (bool, str)) or t is None:
+            raise TypeError(type(t).__name__)
+        t64 = torch.as_tensor(t, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name}: expected a number or a (B,) float tensor, got {t!r}") from None
+    if t64.dim() > 1 or (t64.dim() == 1 and t64.numel() != x0.shape[0]):
+        raise ValueError(f"{name}: expected a scalar or one value per sequence (B={x0.shape[0]}), got shape "
+                         f"{tuple(t64.shape)}")
+    return t64
 
 
 def perplexity(nll_per_token) -> torch.Tensor:
@@ -224,15 +287,16 @@ def score_entropy(log_score, x0, xt, sigma, mask_id: int, dsigma=None, reduction
     if x0.shape != (B, L) or xt.shape != (B, L):
         raise ValueError(f"x0, xt: expected shape ({B}, {L}) to match log_score (B, L, V), got "
                          f"{tuple(x0.shape)} and {tuple(xt.shape)}")
-    if not 0 <= mask_id < V:
-        raise ValueError(f"mask_id: expected an id in [0, {V}), got {mask_id}")
+    check_int("mask_id", mask_id, minimum=0, below=V)
+    check_choice("reduction", reduction, REDUCTIONS)
     ls = log_score if log_score.dtype == torch.float64 else log_score.float()   # float32 at least
     sig = torch.as_tensor(sigma, dtype=torch.float64, device=ls.device)
     sig = sig.expand(B) if sig.dim() == 0 else sig.reshape(-1)
     if sig.numel() != B:
         raise ValueError(f"sigma: expected a scalar or one value per sequence (B={B}), got {sig.numel()}")
-    if (sig <= 0).any() or sig.isnan().any():
-        raise ValueError("sigma: expected total noise > 0 (the ratio 1/(e^sigma - 1) is infinite at 0)")
+    refuse((((sig <= 0) | sig.isnan()).any(),
+            lambda: "sigma: expected total noise > 0 (the ratio 1/(e^sigma - 1) is infinite at 0)"),
+           ids_check("x0", x0, V), ids_check("xt", xt, V), _clean_check("x0", x0, mask_id))
     a = (1.0 / torch.expm1(sig)).to(ls.dtype)[:, None]                         # (B, 1) true ratio at x0
     others = torch.ones(V, dtype=torch.bool, device=ls.device)
     others[mask_id] = False                                                    # sum over y != MASK

@@ -18,16 +18,19 @@ confidences, the number of network calls) that the lessons replay and animate.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
 
 import torch
 
-from ._validate import check_choice, check_positive_int, check_tensor, make_generator
+from ._validate import (as_ids, check_bool, check_causal_model, check_cfg_scale, check_choice, check_denoiser,
+                        check_eos_id, check_filters, check_ids, check_int, check_positive_int, check_temperature,
+                        check_tensor, make_generator)
 from .model import pinned_sdpa
 
 REMASKING = ("low_confidence", "entropy", "random")
+# ancestral's steps may exceed the length (MDLM samples L = 1024 in T = 1000 steps; steps that reveal
+# nothing cost no network call), but each still draws noise over (B, L, V): a million steps hang.
+MAX_ANCESTRAL_STEPS = 4096
 
 
 @dataclass
@@ -77,14 +80,12 @@ def position_entropy(logits: torch.Tensor) -> torch.Tensor:
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Keep the top-k logits and/or the smallest set whose probability reaches top_p; -inf elsewhere."""
+    check_filters(top_k, top_p)
     if top_k is not None:
-        check_positive_int("top_k", top_k)
         k = min(top_k, logits.shape[-1])
         kth = torch.topk(logits, k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None:
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p: expected a value in (0, 1], got {top_p}")
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
         probs = torch.softmax(sorted_logits.float(), -1)
         drop = probs.cumsum(-1) - probs > top_p            # mass before this token already >= top_p
@@ -96,7 +97,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
 def draw_candidates(logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
     """Sample token ids from softmax(logits / temperature) by the Gumbel-max trick, with the Gumbel
     noise in float64 (low-precision noise lowers diversity: Zheng et al. 2024). temperature 0 = argmax."""
-    if temperature == 0:
+    if check_temperature(temperature) == 0:
         return logits.argmax(-1)
     u = torch.rand(logits.shape, generator=generator, dtype=torch.float64,
                    device=generator.device if generator is not None else logits.device).to(logits.device)
@@ -104,19 +105,14 @@ def draw_candidates(logits: torch.Tensor, temperature: float, generator) -> torc
     return (logits.double() / temperature + gumbel).argmax(-1)
 
 
-def _check_common(model, steps, temperature):
-    if not isinstance(model, torch.nn.Module) and not callable(model):
-        raise ValueError("model: expected a callable returning logits (B, L, V)")
+def _check_common(model, steps, temperature, mask_id, length, top_k=None, top_p=None) -> int | None:
+    """The checks every diffusion sampler shares, done once before the first network call.
+    Returns the vocabulary size (None for a plain callable)."""
+    V = check_denoiser(model, mask_id, length=length)
     check_positive_int("steps", steps)
-    if not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"temperature: expected a number >= 0, got {temperature!r}")
-
-
-def _check_cfg_scale(cfg_scale) -> float:
-    if isinstance(cfg_scale, bool) or not isinstance(cfg_scale, numbers.Real) \
-            or not math.isfinite(cfg_scale) or cfg_scale < 0:
-        raise ValueError(f"cfg_scale: expected a finite number >= 0 (0 = no guidance), got {cfg_scale!r}")
-    return float(cfg_scale)
+    check_temperature(temperature)
+    check_filters(top_k, top_p)
+    return V
 
 
 def _guided_logits(model, x: torch.Tensor, context: torch.Tensor, mask_id: int, cfg_scale: float) -> torch.Tensor:
@@ -132,20 +128,20 @@ def _guided_logits(model, x: torch.Tensor, context: torch.Tensor, mask_id: int, 
     return uncond + (cfg_scale + 1) * (cond - uncond)                         # (B, L, V)
 
 
-def _start(L, batch_size, mask_id, prompt, device):
-    """All-[MASK] start with the prompt (B, P) or (P,) written at the front."""
+def _start(L, batch_size, mask_id, prompt, device, V=None):
+    """All-[MASK] start with the prompt (B, P) or (P,) written at the front: ids in [0, V), no [MASK]."""
     check_positive_int("length", L)
     check_positive_int("batch_size", batch_size)
     x = torch.full((batch_size, L), mask_id, dtype=torch.long, device=device)
     if prompt is not None:
-        prompt = torch.as_tensor(prompt, dtype=torch.long, device=device)
+        prompt = as_ids("prompt", prompt, device=device)
         if prompt.dim() == 1:
             prompt = prompt[None].expand(batch_size, -1)
-        check_tensor("prompt", prompt, ndim=2, dtype_kind="int")
         if prompt.shape[0] != batch_size:
             raise ValueError(f"prompt: expected batch size {batch_size}, got {prompt.shape[0]}")
         if prompt.shape[1] >= L:
             raise ValueError(f"prompt: expected fewer than length={L} tokens, got {prompt.shape[1]}")
+        check_ids("prompt", prompt, V, mask_id=mask_id)          # [MASK]s to fill: pass given= instead
         x[:, : prompt.shape[1]] = prompt
     return x
 
@@ -153,6 +149,8 @@ def _start(L, batch_size, mask_id, prompt, device):
 def transfer_counts(n_masked: torch.Tensor, steps: int) -> torch.Tensor:
     """LLaDA's schedule: how many tokens to commit at each of ``steps`` steps so all ``n_masked``
     are done: floor(n / steps) each, the first ``n mod steps`` steps one more. (B,) -> (B, steps)."""
+    check_tensor("n_masked", n_masked, ndim=1, dtype_kind="int")
+    check_positive_int("steps", steps)
     base = n_masked // steps                                   # (B,)
     rem = n_masked % steps                                     # (B,)
     counts = base[:, None].expand(-1, steps).clone()          # (B, steps)
@@ -188,12 +186,13 @@ def generate(model, length: int, steps: int, mask_id: int, *, batch_size: int = 
     short-story bias of low-confidence ordering. Not with block_length (blocks already decide the
     end left to right).
     """
-    _check_common(model, steps, temperature)
+    V = _check_common(model, steps, temperature, mask_id, length, top_k, top_p)
     check_choice("remasking", remasking, REMASKING)
-    cfg_scale = _check_cfg_scale(cfg_scale)
+    cfg_scale = check_cfg_scale(cfg_scale)
+    check_eos_id(eos_id, V, mask_id)
     device = _device_of(model, device)
     g = make_generator(generator)
-    x, start = _init_state(length, batch_size, mask_id, prompt, given, device)
+    x, start = _init_state(length, batch_size, mask_id, prompt, given, device, V)
     batch_size, length = x.shape
     context = x != mask_id                                                    # (B, L) prompt / given
     if cfg_scale > 0 and not bool(context.any(1).all()):
@@ -259,18 +258,26 @@ def generate_ar(model, length: int, *, batch_size: int = 1, prompt=None, bos_id:
                 generator=None, device=None, use_cache: bool = True, return_trace: bool = True):
     """Autoregressive sampling, one token per network call, with a KV cache (lessons 06 and 10, the
     baseline every speed comparison uses). The sequence starts from ``prompt`` (or [BOS])."""
-    _check_common(model, 1, temperature)
+    V = check_causal_model(model, length=length)
+    check_positive_int("batch_size", batch_size)
+    check_temperature(temperature)
+    check_filters(top_k, top_p)
+    check_bool("use_cache", use_cache)
+    if use_cache and not hasattr(model, "new_cache"):
+        raise ValueError("use_cache: needs a minidlm Model (model.new_cache); pass use_cache=False")
     device = _device_of(model, device)
     g = make_generator(generator)
     if prompt is None:
         if bos_id is None:
             raise ValueError("prompt: give a prompt or bos_id to start from")
-        prompt = torch.full((batch_size, 1), bos_id, dtype=torch.long)
-    x = torch.as_tensor(prompt, dtype=torch.long, device=device)
+        prompt = torch.full((batch_size, 1), check_int("bos_id", bos_id, minimum=0, below=V), dtype=torch.long)
+    x = as_ids("prompt", prompt, device=device)
     x = x[None].expand(batch_size, -1).clone() if x.dim() == 1 else x.clone()
-    check_positive_int("length", length)
+    if x.shape[0] != batch_size:
+        raise ValueError(f"prompt: expected batch size {batch_size}, got {x.shape[0]}")
     if x.shape[1] >= length:
         raise ValueError(f"prompt: expected fewer than length={length} tokens, got {x.shape[1]}")
+    check_ids("prompt", x, V)
     # The trace pads not-yet-written positions with -1 (an AR model has no [MASK]).
     P = x.shape[1]
     pad = lambda y: torch.cat([y.cpu(), torch.full((batch_size, length - y.shape[1]), -1)], 1)
@@ -307,12 +314,19 @@ def _device_of(model, device):
     return torch.device("cpu")
 
 
-def _init_state(length, batch_size, mask_id, prompt, given, device):
+def _init_state(length, batch_size, mask_id, prompt, given, device, V=None):
     """The start state and the index where generation begins."""
+    check_positive_int("batch_size", batch_size)
     if given is not None:
         check_tensor("given", given, ndim=2, dtype_kind="int")
-        return given.clone().to(device), 0
-    x = _start(length, batch_size, mask_id, prompt, device)
+        if prompt is not None:
+            raise ValueError("prompt: give a prompt or a given start state, not both")
+        if given.shape[1] != length or given.shape[0] == 0 or batch_size not in (1, given.shape[0]):
+            raise ValueError(f"given: expected shape (B, length={length}) with B = batch_size={batch_size} (or "
+                             f"batch_size=1), got {tuple(given.shape)}")
+        check_ids("given", given, V)
+        return given.clone().to(device=device, dtype=torch.long), 0
+    x = _start(length, batch_size, mask_id, prompt, device, V)
     return x, (0 if prompt is None else torch.as_tensor(prompt).shape[-1])
 
 
@@ -330,9 +344,9 @@ def _length_step(model, x, context, mask_id, cfg_scale, eos_id, g, tr: Trace):
     is at k only if position k - 1 is not [EOS])."""
     from .length import draw_end
 
-    check_positive_int("eos_id", eos_id, minimum=0)
     is_mask = x == mask_id                                                     # (B, L)
     probs = torch.softmax(_guided_logits(model, x, context, mask_id, cfg_scale), -1)  # (B, L, V)
+    check_int("eos_id", eos_id, minimum=0, below=probs.shape[-1])            # a plain callable's V
     tr.nfe += 1
     tail = draw_end(probs[..., eos_id], x, mask_id, g)                         # (B, L)
     x = torch.where(tail, torch.full_like(x, eos_id), x)
@@ -363,7 +377,7 @@ def ancestral(model, length: int, steps: int, mask_id: int, *, schedule="logline
     drawn from x_theta. The number revealed per step is random: Binomial(#masked, (t - s)/t) for
     log-linear. With ``cache_no_change``, a step that revealed nothing reuses the last network output
     (the model is not time-conditioned, so its input and output are unchanged): fewer calls, same
-    sample. Returns (tokens, Trace).
+    sample. Returns (tokens, Trace). steps may exceed the length, up to ``MAX_ANCESTRAL_STEPS``.
 
     greedy_last_step: at the last step (s = 0) every position still masked gets the argmax of
     x_theta instead of a sampled token (MDLM's ``noise_removal``). MDLM runs its T steps from 1 down
@@ -375,13 +389,15 @@ def ancestral(model, length: int, steps: int, mask_id: int, *, schedule="logline
     """
     from .schedules import get_schedule
 
-    _check_common(model, steps, temperature)
-    if not isinstance(greedy_last_step, bool):
-        raise ValueError(f"greedy_last_step: expected True or False, got {greedy_last_step!r}")
+    V = _check_common(model, steps, temperature, mask_id, length, top_k, top_p)
+    if steps > MAX_ANCESTRAL_STEPS:
+        raise ValueError(f"steps: expected at most MAX_ANCESTRAL_STEPS={MAX_ANCESTRAL_STEPS}, got {steps}")
+    check_bool("greedy_last_step", greedy_last_step)
+    check_bool("cache_no_change", cache_no_change)
     sched = get_schedule(schedule)
     device = _device_of(model, device)
     g = make_generator(generator)
-    x, _ = _init_state(length, batch_size, mask_id, prompt, given, device)
+    x, _ = _init_state(length, batch_size, mask_id, prompt, given, device, V)
     tr = _new_trace(x, mask_id)
     logits, changed = None, True
     for i in range(steps, 0, -1):

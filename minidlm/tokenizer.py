@@ -8,6 +8,7 @@ BPE from HF ``tokenizers`` (trained from an iterator of texts, saved as JSON). F
 from __future__ import annotations
 
 import json
+import numbers
 from pathlib import Path
 from typing import Iterable
 
@@ -32,21 +33,36 @@ class _Specials:
         self.special_ids = {i for i in ids.values() if i is not None}
 
     def encode_batch(self, texts: Iterable[str], add_special: bool = False) -> list[list[int]]:
+        if isinstance(texts, str):
+            raise ValueError("texts: expected a list of str, got one str (use encode for a single text)")
         return [self.encode(t, add_special=add_special) for t in texts]
 
     def decode_batch(self, batch, skip_special: bool = False) -> list[str]:
-        return [self.decode(ids, skip_special=skip_special) for ids in batch]
+        rows = batch.tolist() if hasattr(batch, "tolist") else batch
+        if isinstance(rows, (str, numbers.Number)) or (isinstance(rows, (list, tuple)) and any(
+                isinstance(row, numbers.Number) for row in rows)):
+            raise ValueError("batch: expected a batch of id sequences (B, L); use decode for one sequence")
+        return [self.decode(ids, skip_special=skip_special) for ids in rows]
+
+    def _check_id(self, i) -> int:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < self.vocab_size:
+            raise ValueError(f"i: expected an integer token id in [0, {self.vocab_size}), got {i!r}")
+        return int(i)
 
     def __len__(self) -> int:
         return self.vocab_size
 
 
 def _ids_list(ids, vocab_size: int | None = None) -> list[int]:
-    """A flat list of ints, each checked to lie in [0, vocab_size) when vocab_size is given."""
+    """A flat list of ints, each checked to lie in [0, vocab_size) when vocab_size is given; floats,
+    bools and strings are refused (int() would truncate 1.7 to 1 and read "3" as 3)."""
     if hasattr(ids, "tolist"):
         ids = ids.tolist()
     if not isinstance(ids, (list, tuple)) or any(isinstance(i, (list, tuple)) for i in ids):
         raise ValueError("ids: expected a flat sequence of token ids (one sequence); use decode_batch for (B, L)")
+    wrong = [i for i in ids if isinstance(i, bool) or not isinstance(i, numbers.Integral)]
+    if wrong:
+        raise ValueError(f"ids: expected integer token ids, got {wrong[:5]!r}")
     ids = [int(i) for i in ids]
     bad = [i for i in ids if vocab_size is not None and not 0 <= i < vocab_size]
     if bad:
@@ -59,8 +75,8 @@ class CharTokenizer(_Specials):
 
     def __init__(self, chars: Iterable[str]):
         chars = list(dict.fromkeys(chars))
-        if any(len(c) != 1 for c in chars):
-            raise ValueError("chars: expected single characters")
+        if any(not isinstance(c, str) or len(c) != 1 for c in chars):
+            raise ValueError("chars: expected single characters (str of length 1)")
         self.itos = list(SPECIAL_TOKENS) + chars
         self.stoi = {s: i for i, s in enumerate(self.itos)}
         self._init_specials()
@@ -80,7 +96,7 @@ class CharTokenizer(_Specials):
         return self.stoi.get(token)
 
     def id_to_token(self, i: int) -> str:
-        return self.itos[i]
+        return self.itos[self._check_id(i)]        # itos[-1] would silently be the last character
 
     def encode(self, text: str, add_special: bool = False) -> list[int]:
         """Characters to ids; unknown characters become [UNK]. ``add_special`` wraps in [BOS] ... [EOS]."""
@@ -109,12 +125,18 @@ class BPETokenizer(_Specials):
         """Learn merges from an iterator of texts. The first ids are the special tokens."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-        if not isinstance(vocab_size, int) or vocab_size < 256 + len(SPECIAL_TOKENS):
+        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 0:
+            raise ValueError(f"min_frequency: expected an int >= 0, got {min_frequency!r}")
+        if isinstance(texts, str):
+            raise ValueError("texts: expected an iterable of str, got one str")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256 + len(SPECIAL_TOKENS):
             raise ValueError(f"vocab_size: expected an int >= {256 + len(SPECIAL_TOKENS)} (256 bytes + specials), got {vocab_size!r}")
         seen = [0]
 
         def counted():
             for t in texts:
+                if not isinstance(t, str):
+                    raise ValueError(f"texts: expected str items, got {type(t).__name__}")
                 if t:
                     seen[0] += 1
                     yield t
@@ -138,7 +160,7 @@ class BPETokenizer(_Specials):
         return self.hf.token_to_id(token)
 
     def id_to_token(self, i: int) -> str:
-        return self.hf.id_to_token(i)
+        return self.hf.id_to_token(self._check_id(i))    # HF returns None out of range
 
     def encode(self, text: str, add_special: bool = False) -> list[int]:
         if not isinstance(text, str):
@@ -166,7 +188,8 @@ class BPETokenizer(_Specials):
 
     def token_strings(self, ids) -> list[str]:
         """Each id as the text it stands for (specials verbatim): what a visualization shows."""
-        return [self.hf.id_to_token(i) if i in self.special_ids else self.hf.decode([i]) for i in _ids_list(ids)]
+        return [self.hf.id_to_token(i) if i in self.special_ids else self.hf.decode([i])
+                for i in _ids_list(ids, self.vocab_size)]
 
     def save(self, path) -> None:
         _atomic_write_text(path, self.hf.to_str(pretty=False))
@@ -187,6 +210,8 @@ def load_tokenizer(path):
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"path: {path} is not a tokenizer JSON file ({e})") from None
     if isinstance(data, dict) and data.get("type") == "minidlm-char":
+        if not isinstance(data.get("chars"), list):
+            raise ValueError(f"path: {path} is a minidlm-char tokenizer without its list of \"chars\"")
         return CharTokenizer(data["chars"])
     from tokenizers import Tokenizer
     try:

@@ -27,11 +27,13 @@ def test_clock_keeps_tokens_and_counts_calls(model):
     assert torch.equal(ready[:, -1], torch.full((2,), clock.times[-1], dtype=torch.float64))
 
 
-def test_ar_prefixes_are_ready_one_call_at_a_time(model):
-    clock = CallClock(model)
+def test_ar_prefixes_are_ready_one_call_at_a_time():
+    torch.manual_seed(0)                         # generate_ar refuses a diffusion model: an AR one here
+    ar = Model(ModelConfig(vocab_size=V, max_len=L, n_layer=1, n_head=2, d_model=16)).eval()
+    clock = CallClock(ar)
     clock.start()
     x1, tr = generate_ar(clock, L, prompt=torch.tensor([0, 1]), generator=0)
-    x0, _ = generate_ar(model, L, prompt=torch.tensor([0, 1]), generator=0)
+    x0, _ = generate_ar(ar, L, prompt=torch.tensor([0, 1]), generator=0)
     assert torch.equal(x0, x1) and len(clock.times) == L - 2
     ready = prefix_ready_times(tr.reveal_step[:, 2:], clock.times)
     assert ready[0].tolist() == clock.times                                     # token k after call k
