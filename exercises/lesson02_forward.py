@@ -1,5 +1,8 @@
 """Lesson 02 - the forward process.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 Masked diffusion destroys a sentence by replacing tokens with [MASK]. At time t in [0, 1] each
 token is still clean with probability alpha_t (alpha_0 = 1: nothing masked; alpha_1 = 0: all
 masked), independently of the others:

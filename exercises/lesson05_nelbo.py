@@ -1,5 +1,8 @@
 """Lesson 05 - the NELBO of masked diffusion, MDLM's and LLaDA's way.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 Only [MASK]ed positions cost anything: a clean token is copied through by the denoiser. Each
 masked position costs the cross-entropy of the true token under the model,
 

@@ -1,6 +1,9 @@
 """Lesson 07 - sampling: the ancestral step, LLaDA's transfer schedule, low confidence first,
 semi-autoregressive blocks.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 A sampler starts from all [MASK] and commits masked positions to tokens, step by step; a committed
 token never changes. Candidates are drawn by the Gumbel-max trick: argmax_v (logits_v + g_v) with
 g_v = -log(-log U_v) is a sample from softmax(logits). The noise is GIVEN to you, so every answer

@@ -1,5 +1,8 @@
 """Lesson 08 - adaptive schedules: commit every token the model is sure about.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 A fixed count per step wastes steps on easy text and rushes hard text. Confidence-threshold
 decoding (Fast-dLLM's rule; Mercury's easy-first idea) commits, at each step, every eligible
 position whose candidate has probability >= threshold -- and always at least one, the most

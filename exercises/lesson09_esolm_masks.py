@@ -1,5 +1,8 @@
 """Lesson 09 - Eso-LM's attention masks and the sort trick.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 Eso-LM's attention patterns look irregular in the original order (who is clean depends on the
 sample) but become standard masks once the tokens are reordered: all clean tokens first, all
 [MASK]s after them. A sort index idx (B, L) says which ORIGINAL position goes to each SORTED slot:

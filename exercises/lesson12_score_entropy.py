@@ -1,5 +1,8 @@
 """Lesson 12 - score entropy: learning ratios instead of probabilities.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 SEDD (and Mercury's objective family) trains a model to output, at every position, a positive
 "score" s(y) ~ p_t(y) / p_t(x_t): how much more likely token y is than the current token. For
 the absorbing ([MASK]) process with total noise sigma (alpha = e^{-sigma}), the true ratio at a

@@ -1,5 +1,8 @@
 """Lesson 13 - speed, latency and the review's claims.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 A sampler's trace records the network call at which each answer position became final; a clock
 records when each call ended. From the two follows when a reader can see every prefix of the
 answer (time to first token is the first prefix, the full answer the last). Comparing samplers

@@ -1,5 +1,8 @@
 """Lesson 03 - entropy, cross-entropy, KL, and the gradient of the cross-entropy.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 p and q are probability vectors along the LAST dimension: shape (..., V), every row sums to 1.
 Results have the shape of the leading dimensions (...). Natural logarithms (nats) unless
 ``base`` is given: base=2 gives bits, since log_2 x = ln x / ln 2.

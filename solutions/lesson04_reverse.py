@@ -1,5 +1,8 @@
 """Lesson 04 - the factorized reverse process.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 The true reverse step q(x_s | x_t, x_0) needs the clean sentence x_0, which is what we want to
 find. A denoiser x_theta(x_t) predicts, at every position, a distribution over the clean token;
 plugging it in for x_0 gives the model's reverse step, which FACTORIZES over positions: every

@@ -1,5 +1,9 @@
 """Lesson 06 - attention masks and masked attention.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer), and masked_attention may
+not call torch's F.scaled_dot_product_attention.
+
 One Transformer serves every objective; only its attention pattern changes. A boolean mask of
 shape (L_q, L_k) is True where query i MAY attend to key j (the convention of
 ``F.scaled_dot_product_attention`` and of ``minidlm.model.Model``).

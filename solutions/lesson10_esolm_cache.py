@@ -1,5 +1,8 @@
 """Lesson 10 - the KV cache, and Eso-LM's hybrid loss across the alpha0 spectrum.
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 A KV cache keeps the keys and values of tokens already processed, so a sampler feeds only the new
 tokens. minidlm preallocates one buffer per layer, (B, heads, capacity, head_dim), plus a fill
 pointer ``length``: nothing is re-allocated while decoding, and attention reads buf[:, :, :length].

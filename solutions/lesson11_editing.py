@@ -1,5 +1,8 @@
 """Lesson 11 - editing and infilling (Gemini's Instant Edit, in miniature).
 
+Imports: torch, math and the standard library. Do not import minidlm: the grader gives 0 to a
+task whose function calls minidlm's own code (its reference answer).
+
 A masked diffusion model can rewrite part of an existing text: mask the span to change, keep the
 rest as fixed context on both sides, and denoise only the masked positions. Tokens outside the
 edited span never change, and a "protected" token (the prompt, a name that must stay) is never
