@@ -88,6 +88,32 @@ def test_task_selection_and_check_from_a_notebook(tmp_path, capsys):
         check("2")
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the warm helper needs os.fork")
+def test_the_warm_up_helper_outlives_the_thread_that_started_it(capsys):
+    """A notebook's import starts the helper from a short-lived thread; the helper must keep serving
+    (a parent-death signal tied to that thread would kill it the moment the thread ends)."""
+    import time
+
+    from minidlm import grading
+
+    grading._stop_worker()
+    grading.warm_up()
+    deadline = time.monotonic() + 120
+    while grading._WORKER is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with grading._WORKER_LOCK:
+        worker = grading._WORKER
+    assert worker is not None, "the helper did not start"
+    time.sleep(0.5)
+    assert worker.proc.poll() is None, f"the helper died (status {worker.proc.poll()})"
+    try:
+        assert grading.check("6.2", path=SOLUTIONS) is True
+        assert grading._WORKER is worker                      # served by the warm helper, not a new one
+    finally:
+        grading._stop_worker()
+    capsys.readouterr()
+
+
 def test_exercises_are_generated_from_the_solutions():
     spec = importlib.util.spec_from_file_location("make_exercises", REPO / "tests" / "exercises" / "make_exercises.py")
     mod = importlib.util.module_from_spec(spec)
