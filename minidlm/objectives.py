@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from .adapt import anneal_mask
@@ -13,6 +15,9 @@ from .esolm import esolm_loss
 from .forward import mask_tokens, sample_times
 from .losses import ar_loss, mdlm_nelbo
 from .schedules import get_schedule
+
+if TYPE_CHECKING:
+    from .train import TrainConfig
 
 
 def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator, rows: slice | None = None,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ._atomic import atomic_write
-from .checkpoint import _files_of, _read_record, _tags_in
+from .checkpoint import _files_of, _read_record, _tag_files_re, _tags_in
 
 RUN_TAGS = ("last", "best")          # the checkpoints train() writes
 LOG = "log.jsonl"
@@ -91,14 +90,15 @@ def clear(out) -> None:
     Other files are left alone; the tokenizer is replaced by the new run's."""
     out = Path(out)
     for tag in contents(out)["tags"]:
-        pattern = re.compile(rf"{re.escape(tag)}(?:-[0-9a-f]{{16}})?(?:\.optim)?\.safetensors")
+        ours = _tag_files_re(tag)                            # {tag}-{save_id}[.optim].safetensors
+        legacy = {f"{tag}.safetensors", f"{tag}.optim.safetensors"}
         try:
             files = set(filter(None, _files_of(_read_record(out / f"{tag}.json"), out / f"{tag}.json")))
         except (OSError, ValueError):
             files = set()
         (out / f"{tag}.json").unlink(missing_ok=True)          # the commit marker first: no half checkpoint
         for name in os.listdir(out):
-            if name in files or pattern.fullmatch(name):
+            if name in files or name in legacy or ours.fullmatch(name):
                 (out / name).unlink(missing_ok=True)
     (out / LOG).unlink(missing_ok=True)
 
