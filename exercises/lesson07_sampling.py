@@ -64,3 +64,67 @@ def block_eligible(is_mask, block, block_length, start=0):
     is_mask: (B, L) bool. Returns (B, L) bool.
     """
     raise NotImplementedError("Task 7.4")
+
+
+def llada_generate(model, length, steps, mask_id, generator, prompt=None, batch_size=1, block_length=None,
+                   temperature=1.0):
+    """Task 7.5: LLaDA's sampler, the whole loop: low confidence first, in semi-autoregressive blocks.
+
+    model(x) maps a (B, L) int64 state to (B, L, V) float logits (call it once per step, under
+    torch.no_grad()). Returns (x, states): the final tokens (B, L) int64 and the list of the
+    ``steps + 1`` states (each a (B, L) clone): states[0] the start, states[k] the state after step k.
+    You may call your own transfer_counts (7.2), low_confidence_commit (7.3), block_eligible (7.4).
+
+    Start: x = all [MASK], shape (batch_size, length); a prompt (P,) int64 is written into
+    x[:, :P] of every row (start = P; start = 0 without a prompt). Generated part: positions
+    start..L-1, cut into n_blocks = (L - start) // block_length blocks (block_length None = one
+    block of L - start). Assume block_length divides L - start, n_blocks divides steps, and
+    per_block = steps // n_blocks is at most block_length.
+
+        for b in range(n_blocks):                              # left to right
+            counts = transfer_counts(number of [MASK] in x[:, lo:lo + block_length], per_block)
+                     with lo = start + b * block_length         # (B, per_block), fixed for the block
+            for i in range(per_block):                         # one step
+                logits = model(x).float();  logits[..., mask_id] = -inf       # (B, L, V) float32
+                candidates (B, L):
+                  temperature == 0: cand = logits.argmax(-1) (no random draw);
+                  else: U = torch.rand(logits.shape, generator=generator, dtype=torch.float64)
+                        gumbel = -log(-log(U.clamp_min(1e-300)))             # (B, L, V) float64
+                        cand = argmax_v (logits.double() / temperature + gumbel)
+                conf[b, l] = softmax(logits, -1)[b, l, cand[b, l]]   # float32, UNtempered logits
+                commit the counts[:, i] most confident positions among the masked positions of
+                block b (the others stay [MASK]); x = where(commit, cand, x); record x.
+
+    This is exactly the draw order of minidlm.sampling.generate(..., remasking="low_confidence"):
+    one (B, L, V) float64 draw per step and nothing else, so the same generator gives the same
+    tokens. A committed token never changes; positions of later blocks wait for their block.
+    """
+    raise NotImplementedError("Task 7.5")
+
+
+def ancestral_generate(model, length, steps, mask_id, generator, prompt=None, batch_size=1):
+    """Task 7.6: MDLM's ancestral sampler, the whole loop, with the no-change cache.
+
+    model(x) maps a (B, L) int64 state to (B, L, V) float logits (call it under torch.no_grad());
+    it does not take t (the denoiser is not time-conditioned). Returns (x, calls): the final tokens (B, L) int64 and the
+    number of times you called model. You may call your own ancestral_step (7.1).
+
+    Start: x = all [MASK], shape (batch_size, length), with a prompt (P,) int64 written into
+    x[:, :P] of every row. Log-linear schedule, alpha(t) = 1 - t. For i = T, T-1, ..., 1
+    (T = steps): t = i / T, s = (i - 1) / T, one step t -> s:
+
+        logits: logits = model(x).float(), at the first step and again only when the previous
+                step changed x (any token of any row); otherwise reuse the previous logits (same
+                input, same output: the cache saves the call, the sample is the same);
+        noise:  EVERY step, cached or not, in this order:
+                U = torch.rand((B, L, V), generator=generator, dtype=torch.float64)
+                gumbel = -log(-log(U.clamp_min(1e-300)))                 # (B, L, V)
+                u = torch.rand((B, L), generator=generator, dtype=torch.float64)
+        step:   x = ancestral_step(logits, x, 1 - t, 1 - s, gumbel, u, mask_id)
+                (reveal probability (alpha_s - alpha_t)/(1 - alpha_t) = (t - s)/t; 1 at the last step).
+
+    This is exactly minidlm.sampling.ancestral(..., cache_no_change=True) at temperature 1, so the
+    same generator gives the same tokens. calls = 1 + the number of steps among the first T - 1
+    that changed x: with T much larger than L most steps change nothing, and the calls stop growing.
+    """
+    raise NotImplementedError("Task 7.6")

@@ -46,3 +46,38 @@ def esolm_hybrid_loss(diff_ce, t, seq_ce, alpha0, diff_counted, seq_counted):
     diff_counted: (Bd, L) bool; seq_counted: (Bs, L) bool. Returns a 0-d tensor.
     """
     raise NotImplementedError("Task 10.2")
+
+
+def esolm_decode_cached(model, xs, order, sizes, start, mask_id, cache, temperature=1.0, generator=None):
+    """Task 10.3: Eso-LM's sampling loop with the exact KV cache (variant B), both phases.
+
+    The tokens are kept in DECODE ORDER: xs[:, j] is the token of slot j, at original position
+    order[:, j]. Slots [0, start) are clean (the prompt); slots [start, L) are mask_id. ``sizes``
+    lists how many slots each step decodes: the diffusion steps (several slots each, k >= 1), then
+    the sequential phase (1 each), sum(sizes) = L - start. Step by step, with a = the first slot of
+    the step, b = a + k, and fed = the slots already in the cache (0 at the start):
+
+      1. ONE network call on the window xs[:, fed:b], i.e. the slots decoded at the previous step
+         (clean now, not yet cached; at the first step, the prompt) followed by the k masks of
+         this step (W = b - fed tokens):
+             out = model(xs[:, fed:b], attn_mask=mask, positions=order[:, fed:b], cache=cache)
+         positions: the ORIGINAL positions (RoPE / position embeddings), not the slot numbers;
+         mask (W, fed + W) bool, True = may attend: every cached slot, and causally inside the
+         window (window token i sees window tokens 0..i), the causal attention of variant B in
+         decode order. The call appends the window's keys/values to the cache: len(cache) = b.
+      2. logits = out[:, a - fed:].float(), the k masks (B, k, V); logits[..., mask_id] = -inf.
+      3. candidates (B, k): temperature == 0: logits.argmax(-1), no random draw; temperature > 0:
+             u    = torch.rand(logits.shape, generator=generator, dtype=torch.float64)   (B, k, V)
+             cand = (logits.double() / temperature - log(-log(u.clamp_min(1e-300)))).argmax(-1)
+         and xs[:, a:b] = cand.
+      4. cache.truncate(a): forget the masks' keys/values (they were fed as [MASK]; next step feeds
+         these slots again with their sampled tokens). fed = a, a = b.
+    So every clean token goes through the network once, and each sequential step feeds two tokens
+    (the previous one and the new mask) while the cache grows by one.
+
+    model: called as above, returns (B, W, V) logits; cache: an empty KV cache for it (len(cache)
+    is the number of cached slots; cache.truncate(n) keeps slots < n); xs, order: (B, L) int64
+    (xs is not modified: work on a copy); sizes: list of ints; start: int; generator: a
+    torch.Generator. Returns the tokens (B, L) in ORIGINAL order: x[b, order[b, j]] = xs[b, j].
+    """
+    raise NotImplementedError("Task 10.3")

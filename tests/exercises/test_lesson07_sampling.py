@@ -147,3 +147,166 @@ def test_block_eligible_reproduces_semi_autoregressive_sampling(load, B, P, n_bl
             eligible = eligible_fn(x == MASK, b, block_length, start=P)
             x = torch.where(_ref_commit(conf, eligible, counts[:, i]), cand, x)
     assert_same(x, expected, "the sampled tokens")
+
+
+# ----------------------------------------------------------------------------- 7.5: the LLaDA loop
+def _llada_case(B, P, n_blocks, block_length, per_block, seed):
+    """A ToyDenoiser, a prompt (or None) and the sizes of one semi-autoregressive run."""
+    L, steps = P + n_blocks * block_length, per_block * n_blocks
+    prompt = tokens(gen(seed + 1), 1, P, V, MASK)[0] if P else None
+    return ToyDenoiser(V, L, MASK, seed), prompt, L, steps
+
+
+llada_cases = dict(B=st.integers(1, 3), P=st.integers(0, 2), n_blocks=st.integers(1, 3),
+                   block_length=st.integers(1, 4), data=st.data(), seed=seeds)
+
+
+@pytest.mark.task("7.5", points=10)
+@GRADED
+@given(temperature=st.sampled_from([1.0, 1.0, 0.7, 1.5, 0.0]), **llada_cases)
+def test_llada_generate_reproduces_generate(load, B, P, n_blocks, block_length, data, seed, temperature):
+    per_block = data.draw(st.integers(1, block_length), label="steps per block")
+    model, prompt, L, steps = _llada_case(B, P, n_blocks, block_length, per_block, seed)
+    blocks = block_length if n_blocks > 1 or data.draw(st.booleans(), label="pass block_length") else None
+    expected, trace = sampling.generate(model, L, steps, MASK, batch_size=B, prompt=prompt, block_length=blocks,
+                                        temperature=temperature, generator=seed)
+    model.calls = 0
+    x, states = load(LESSON).llada_generate(model, L, steps, MASK, gen(seed), prompt=prompt, batch_size=B,
+                                            block_length=blocks, temperature=temperature)
+    assert_same(x, expected, "the sampled tokens")
+    assert len(states) == steps + 1, f"states: expected steps + 1 = {steps + 1} states, got {len(states)}"
+    for k, (yours, ref) in enumerate(zip(states, trace.states)):
+        assert_same(yours, ref, f"the state after step {k}")
+    assert model.calls == steps, f"expected one network call per step ({steps}), you made {model.calls}"
+
+
+@pytest.mark.task("7.5", points=4)
+@GRADED
+@given(**llada_cases)
+def test_llada_generate_commits_the_schedule_and_never_changes_a_token(load, B, P, n_blocks, block_length,
+                                                                        data, seed):
+    per_block = data.draw(st.integers(1, block_length), label="steps per block")
+    model, prompt, L, steps = _llada_case(B, P, n_blocks, block_length, per_block, seed)
+    _, states = load(LESSON).llada_generate(model, L, steps, MASK, gen(seed), prompt=prompt, batch_size=B,
+                                            block_length=block_length)
+    assert len(states) == steps + 1, f"states: expected steps + 1 = {steps + 1} states, got {len(states)}"
+    start = torch.full((B, L), MASK)
+    if P:
+        start[:, :P] = prompt
+    assert_same(states[0], start, "states[0] (all [MASK] after the prompt)")
+    due = sampling.transfer_counts(torch.full((B,), block_length), per_block)      # (B, per_block)
+    pos = torch.arange(L)
+    for k in range(1, steps + 1):
+        before, after = states[k - 1], states[k]
+        kept = before != MASK
+        assert torch.equal(after[kept], before[kept]), f"step {k} changed a token committed before it"
+        new = (before == MASK) & (after != MASK)                                    # (B, L)
+        assert torch.equal(after == MASK, (before == MASK) & ~new), f"step {k} masked a position again"
+        b, i = divmod(k - 1, per_block)
+        lo = P + b * block_length
+        assert not (new & ((pos < lo) | (pos >= lo + block_length))).any(), \
+            f"step {k} committed a position outside block {b} (positions {lo}..{lo + block_length - 1})"
+        assert new.sum(1).tolist() == due[:, i].tolist(), \
+            f"step {k} (block {b}, step {i + 1} of it) committed {new.sum(1).tolist()} tokens per row, " \
+            f"expected {due[:, i].tolist()}"
+    assert not (states[-1] == MASK).any(), "a [MASK] is left after the last step"
+
+
+class _Fixed:
+    """Logits that ignore the input: position l proposes token 0 with logit c[l] against 0 for token 1
+    (and a large [MASK] logit, which the sampler must ignore). V = 3, [MASK] = 2."""
+
+    def __init__(self, c):
+        self.c = torch.tensor(c)
+
+    def __call__(self, x, **kwargs):
+        B, L = x.shape
+        logits = torch.zeros(B, L, 3)
+        logits[..., 0], logits[..., 2] = self.c, 9.0
+        return logits
+
+
+@pytest.mark.task("7.5", points=2)
+def test_llada_generate_known_answer(load):
+    # greedy proposals: 0, 0, 0, 1 with confidences sigmoid(1, 3, 2, 4) = 0.73, 0.95, 0.88, 0.98
+    fn = load(LESSON).llada_generate
+    model = _Fixed([1.0, 3.0, 2.0, -4.0])
+    _, states = fn(model, 4, 2, 2, torch.Generator().manual_seed(0), temperature=0.0)
+    assert [s.tolist() for s in states] == [[[2, 2, 2, 2]], [[2, 0, 2, 1]], [[0, 0, 0, 1]]], \
+        "one block, 2 steps: the two most confident positions (3, then 1) go first"
+    _, states = fn(model, 4, 4, 2, torch.Generator().manual_seed(0), block_length=2, temperature=0.0)
+    assert [s.tolist()[0] for s in states] == [[2, 2, 2, 2], [2, 0, 2, 2], [0, 0, 2, 2], [0, 0, 2, 1], [0, 0, 0, 1]], \
+        "two blocks of 2, 2 steps each: block 0 (1 then 0), then block 1 (3 then 2)"
+    # a prompt of one token (position 0): the blocks are positions 1-2 and 3-4
+    _, states = fn(_Fixed([5.0, -1.0, 3.0, 2.0, -4.0]), 5, 4, 2, torch.Generator().manual_seed(0),
+                   prompt=torch.tensor([1]), block_length=2, temperature=0.0)
+    assert [s.tolist()[0] for s in states] == [[1, 2, 2, 2, 2], [1, 2, 0, 2, 2], [1, 1, 0, 2, 2],
+                                               [1, 1, 0, 2, 1], [1, 1, 0, 0, 1]], \
+        "prompt [1], two blocks of 2 after it, 2 steps each"
+
+
+# ----------------------------------------------------------------------------- 7.6: the ancestral loop
+def _changed_steps(trace, steps):
+    """The steps 1..T that changed the state, read from minidlm's trace."""
+    return [k for k in range(1, steps + 1) if not torch.equal(trace.states[k], trace.states[k - 1])]
+
+
+@pytest.mark.task("7.6", points=10)
+@GRADED
+@given(B=st.integers(1, 3), L=st.integers(1, 8), P=st.integers(0, 2), steps=st.integers(1, 24), seed=seeds)
+def test_ancestral_generate_reproduces_ancestral(load, B, L, P, steps, seed):
+    P = min(P, L - 1)
+    model = ToyDenoiser(V, L, MASK, seed)
+    prompt = tokens(gen(seed + 1), 1, P, V, MASK)[0] if P else None
+    expected, trace = sampling.ancestral(model, L, steps, MASK, batch_size=B, prompt=prompt, generator=seed)
+    model.calls = 0
+    x, calls = load(LESSON).ancestral_generate(model, L, steps, MASK, gen(seed), prompt=prompt, batch_size=B)
+    assert_same(x, expected, "the sampled tokens")
+    assert model.calls == trace.nfe, \
+        f"network calls: you called the model {model.calls} times, minidlm's cached sampler {trace.nfe}"
+    assert calls == model.calls, f"calls: you returned {calls} but called the model {model.calls} times"
+
+
+@pytest.mark.task("7.6", points=4)
+@GRADED
+@given(B=st.integers(1, 2), L=st.integers(1, 6), steps=st.sampled_from([1, 2, 5, 16, 64, 200]), seed=seeds)
+def test_ancestral_generate_calls_only_after_a_change(load, B, L, steps, seed):
+    model = ToyDenoiser(V, L, MASK, seed)
+    _, trace = sampling.ancestral(model, L, steps, MASK, batch_size=B, generator=seed)
+    changed = _changed_steps(trace, steps)
+    expected = 1 + sum(k < steps for k in changed)        # the first call, then one after each change
+    seen = []
+
+    def watched(x, **kwargs):
+        seen.append(x.clone())
+        return model(x)
+
+    x, calls = load(LESSON).ancestral_generate(watched, L, steps, MASK, gen(seed), batch_size=B)
+    assert not (x == MASK).any(), "a [MASK] is left after the last step (s = 0 reveals every position)"
+    assert torch.equal(seen[0], torch.full((B, L), MASK)), "the first call must see the all-[MASK] start"
+    for a, b in zip(seen, seen[1:]):
+        assert not torch.equal(a, b), "the model was called twice on the same state: reuse its logits"
+    assert len(seen) == calls == expected, \
+        f"calls: expected 1 + (steps among the first T - 1 = {steps - 1} that changed x) = {expected}, " \
+        f"you made {len(seen)} and returned {calls}"
+    assert calls <= min(steps, B * L + 1)
+
+
+@pytest.mark.task("7.6", points=2)
+def test_ancestral_generate_known_answer(load):
+    # one step (t = 1 -> 0) reveals everything, with one call; a model that is sure of every token
+    # (logit 50 for token (l mod 3)) gives the same tokens whatever the noise
+    class Sure:
+        def __call__(self, x, **kwargs):
+            B, L = x.shape
+            logits = torch.zeros(B, L, 4)
+            logits[:, torch.arange(L), torch.arange(L) % 3] = 50.0
+            logits[..., 3] = 99.0                                   # the [MASK] logit: never proposed
+            return logits
+
+    fn = load(LESSON).ancestral_generate
+    x, calls = fn(Sure(), 5, 1, 3, torch.Generator().manual_seed(0), batch_size=2)
+    assert x.tolist() == [[0, 1, 2, 0, 1]] * 2 and calls == 1
+    # a prompt is kept, and with T = 1000 steps for 3 masks at most 3 + 1 calls are made
+    x, calls = fn(Sure(), 4, 1000, 3, torch.Generator().manual_seed(0), prompt=torch.tensor([2]))
+    assert x.tolist() == [[2, 1, 2, 0]] and 1 <= calls <= 4, f"got {x.tolist()} with {calls} calls"

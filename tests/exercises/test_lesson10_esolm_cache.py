@@ -1,14 +1,16 @@
 """Graded tests, lesson 10: the KV-cache update and Eso-LM's hybrid loss."""
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidlm import losses
-from minidlm.esolm import esolm_loss
+from minidlm.esolm import esolm_loss, esolm_sample, esolm_schedule
+from minidlm.forward import uniform
 from minidlm.model import KVCache, Model, ModelConfig
 from tests.exercises.grading_plugin import GRADED
-from tests.exercises.helpers import gen, seeds, tokens
+from tests.exercises.helpers import assert_same, gen, seeds, tokens
+from tests.exercises.models_lesson10 import TinyCausalLM
 
 LESSON = "lesson10_esolm_cache"
 
@@ -124,3 +126,96 @@ def test_hybrid_loss_known_answer(load):
     got = load(LESSON).esolm_hybrid_loss(diff_ce, t, seq_ce, 0.5, counted_d, counted_s)
     expected = 4.0 / 3 + (0.5 * 2.0 + (0.5 / 0.75) * 2.0) / 6
     assert float(got) == pytest.approx(expected, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- task 10.3
+V3, MASK3 = 11, 10
+
+
+def _esolm_setup(B, L, P, alpha0, steps, counts, seed):
+    """esolm_sample's draws before its loop (the schedule, then each row's decode order), from the
+    same generator: returns what the learner's loop starts from, and that generator."""
+    g = gen(seed)
+    prompt = tokens(gen(seed + 1), 1, P, V3, MASK3)[0] if P else None
+    n_diff, sizes = esolm_schedule(L - P, alpha0, steps, g, counts=counts)
+    perm = torch.argsort(uniform((B, L - P), g, "cpu"), dim=1) + P                  # (B, L-P)
+    order = torch.cat([torch.arange(P).expand(B, P), perm[:, :n_diff], perm[:, n_diff:].sort(1).values], 1)
+    x = torch.full((B, L), MASK3)
+    if P:
+        x[:, :P] = prompt
+    return prompt, sizes, order, x.gather(1, order), g
+
+
+def _steps(sizes, start):
+    """(a, b, fed) of every step of the cached loop."""
+    out, a, fed = [], start, 0
+    for k in sizes:
+        out.append((a, a + k, fed))
+        fed, a = a, a + k
+    return out
+
+
+def _decode(load, model, B, L, P, alpha0, steps, counts, temperature, seed):
+    prompt, sizes, order, xs, g = _esolm_setup(B, L, P, alpha0, steps, counts, seed)
+    got = load(LESSON).esolm_decode_cached(model, xs, order, sizes, P, MASK3, model.new_cache(B, capacity=L),
+                                          temperature=temperature, generator=g)
+    return got, prompt, sizes, order
+
+
+_alpha0s = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+_counts = st.sampled_from(["binomial", "even"])
+
+
+@pytest.mark.task("10.3", points=8)
+@GRADED
+@given(B=st.integers(1, 2), L=st.integers(2, 10), P=st.integers(0, 2), alpha0=_alpha0s, counts=_counts,
+       steps=st.sampled_from([None, 1, 3]), temperature=st.sampled_from([0.0, 1.0, 0.8]), seed=seeds)
+def test_cached_decode_reproduces_esolm_sample(load, B, L, P, alpha0, counts, steps, temperature, seed):
+    P = min(P, L - 1)
+    got, prompt, _, _ = _decode(load, TinyCausalLM(V3, L, MASK3, seed), B, L, P, alpha0, steps, counts,
+                                temperature, seed)
+    expected, _ = esolm_sample(TinyCausalLM(V3, L, MASK3, seed), L, MASK3, alpha0, batch_size=B, prompt=prompt,
+                               temperature=temperature, diffusion_steps=steps, counts=counts, generator=seed)
+    assert_same(got, expected, "the sampled tokens (in original order)")
+
+
+@pytest.mark.task("10.3", points=4)
+@settings(GRADED, max_examples=10)
+@given(B=st.integers(1, 2), L=st.integers(2, 10), P=st.integers(0, 2), alpha0=_alpha0s, seed=seeds)
+def test_cached_decode_feeds_only_the_new_tokens(load, B, L, P, alpha0, seed):
+    """Each call feeds the previous step's tokens and this step's masks, at their original
+    positions, over a cache of every earlier slot; in the sequential phase the cache grows by one
+    token per call."""
+    P = min(P, L - 1)
+    model = TinyCausalLM(V3, L, MASK3, seed)
+    _, _, sizes, order = _decode(load, model, B, L, P, alpha0, None, "binomial", 1.0, seed)
+    plan = _steps(sizes, P)
+    assert len(model.log) == len(plan), f"{len(model.log)} network calls for {len(plan)} steps: one call per step"
+    for i, ((a, b, fed), call) in enumerate(zip(plan, model.log)):
+        where = f"call {i + 1} (decoding slots {a}..{b - 1})"
+        assert call["cached"] == fed, (f"{where}: the cache held {call['cached']} slots, expected {fed} (every "
+                                       f"slot decoded before the previous step; drop the masks' entries)")
+        assert call["fed"] == b - fed, (f"{where}: {call['fed']} tokens fed, expected {b - fed} (the previous "
+                                        f"step's tokens and this step's masks, nothing already cached)")
+        assert torch.equal(call["positions"], order[:, fed:b]), f"{where}: positions fed are not order[:, fed:b]"
+
+
+@pytest.mark.task("10.3", points=4)
+@settings(GRADED, max_examples=10)
+@given(B=st.integers(1, 2), L=st.integers(2, 10), P=st.integers(0, 2), alpha0=_alpha0s, seed=seeds)
+def test_cached_logits_equal_uncached_logits(load, B, L, P, alpha0, seed):
+    """At every step, the logits your cached call gives for the masks decoded equal those of one
+    uncached causal pass over the sorted slots [0, b), the masks still masks."""
+    P = min(P, L - 1)
+    model = TinyCausalLM(V3, L, MASK3, seed)
+    got, _, sizes, order = _decode(load, model, B, L, P, alpha0, None, "binomial", 1.0, seed)
+    log = list(model.log)
+    xs = got.gather(1, order)                                                   # final tokens, decode order
+    assert len(log) == len(sizes), f"{len(log)} network calls for {len(sizes)} steps"
+    for i, ((a, b, fed), call) in enumerate(zip(_steps(sizes, P), log)):
+        state = xs[:, :b].clone()
+        state[:, a:] = MASK3
+        full = model(state, positions=order[:, :b], is_causal=True)[:, a:]       # (B, k, V) uncached
+        mine = call["logits"][:, -(b - a):]
+        torch.testing.assert_close(mine[..., :MASK3], full[..., :MASK3], rtol=1e-4, atol=1e-5,
+                                   msg=lambda m: f"step {i + 1}: cached logits differ from uncached ones\n{m}")

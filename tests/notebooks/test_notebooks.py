@@ -10,9 +10,11 @@ variable names).
 """
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
+from queue import Empty
 
 import pytest
 
@@ -26,6 +28,38 @@ PER_CELL_TIMEOUT = 300        # seconds; a whole notebook should take well under
 PER_NOTEBOOK_TIMEOUT = 420
 
 _times: dict[str, float] = {}
+
+
+class PollingClient(nbclient.NotebookClient):
+    """nbclient waits for a cell's reply with one long poll of the shell socket. After a cell that
+    shows an ipywidget, that poll sometimes misses a reply that has already arrived and sleeps
+    until the cell's whole timeout (jupyter/nbclient#312: the kernel idle, the next cell never
+    starts; seen here after `interact` cells, 10 minutes at a time). This client polls in short
+    slices instead, checking for a ready message before each one, so a missed wake-up costs half a
+    second, and the cell's timeout still applies."""
+
+    SLICE = 0.5
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        channel = kc.shell_channel
+        get_msg = channel.get_msg
+
+        async def sliced_get_msg(timeout=None):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                for wait in (0, self.SLICE):
+                    if deadline is not None:
+                        wait = min(wait, max(0.0, deadline - time.monotonic()))
+                    try:
+                        return await get_msg(timeout=wait)
+                    except Empty:
+                        pass
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Empty
+
+        channel.get_msg = sliced_get_msg
+        return kc
 
 
 def _repo_notebooks() -> list[Path]:
@@ -81,7 +115,7 @@ def kernel_env(monkeypatch, tmp_path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_clean(path, kernel_env, times_file):
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=PER_CELL_TIMEOUT, startup_timeout=120, kernel_name="python3",
+    client = PollingClient(nb, timeout=PER_CELL_TIMEOUT, startup_timeout=120, kernel_name="python3",
                                      resources={"metadata": {"path": str(NB_DIR)}})
     start = time.perf_counter()
     try:
@@ -93,7 +127,27 @@ def test_notebook_runs_clean(path, kernel_env, times_file):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, f"{path.name}: error outputs {[e.get('ename') for e in errors]}"
+    _assert_widgets_have_static_figures(nb, path.name)
     print(f"{path.name}: {_times[path.name]:.1f} s")
+
+
+WIDGET_CALL = re.compile(r"^[^#\n]*\b(interact|denoising_player|forward_slider|mask_explorer)\(", re.M)
+
+
+def _assert_widgets_have_static_figures(nb, name):
+    """A widget shows nothing on GitHub, nbviewer or in exported HTML: a code cell beside each
+    widget cell (just before it, or just after it) must draw the widget's default setting as a
+    plain image."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+
+    def draws(i):
+        return 0 <= i < len(code) and any("image/png" in o.get("data", {}) for o in code[i].get("outputs", []))
+
+    for i, cell in enumerate(code):
+        if WIDGET_CALL.search(cell.source):
+            assert draws(i - 1) or draws(i + 1), (
+                f"{name}: the widget cell {cell.source.splitlines()[0]!r} has no static figure (an image "
+                "output) in the code cell just before or just after it")
 
 
 @pytest.mark.parametrize("path", _repo_notebooks(), ids=lambda p: p.stem)

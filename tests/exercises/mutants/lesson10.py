@@ -1,0 +1,22 @@
+"""Plausible wrong answers to lesson 10's whole-algorithm task (see run.py)."""
+MUTANTS = [
+    ("10.3", "cache not truncated: the masks' keys/values stay cached",
+     "        cache.truncate(a)                     # keep the clean slots, drop the masks' keys/values\n", ""),
+    ("10.3", "cache pointer not advanced: every call feeds from slot 0 again",
+     "        fed, a = a, b\n", "        a = b\n"),
+    ("10.3", "wrong position ids: the slot numbers instead of the original positions",
+     "positions=order[:, fed:b], cache=cache)   # (B, W, V)", "positions=torch.arange(fed, b), cache=cache)"),
+    ("10.3", "attends to not-yet-decoded slots: no causal mask inside the window",
+     "mask[:, fed:] = torch.ones(W, W, dtype=torch.bool).tril()", "mask[:, fed:] = True"),
+    ("10.3", "re-runs the whole sorted prefix at every step, without the cache",
+     "out = model(xs[:, fed:b], attn_mask=mask, positions=order[:, fed:b], cache=cache)   # (B, W, V)",
+     "out = model(xs[:, :b], attn_mask=torch.ones(b, b, dtype=torch.bool).tril(), positions=order[:, :b])[:, fed:]"),
+    ("10.3", "[MASK] may be sampled (its logit not set to -inf)",
+     "        logits[..., mask_id] = float(\"-inf\")\n        if temperature == 0:\n            cand = logits.argmax(-1)                                               # (B, k)",
+     "        if temperature == 0:\n            cand = logits.argmax(-1)                                               # (B, k)"),
+    ("10.3", "Gumbel noise drawn for the whole window (B, W, V) instead of the k masks",
+     "u = torch.rand(logits.shape, generator=generator, dtype=torch.float64)\n            gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))                   # (B, k, V)",
+     "u = torch.rand(out.shape, generator=generator, dtype=torch.float64)[:, a - fed:]\n            gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))                   # (B, k, V)"),
+    ("10.3", "tokens returned in decode order (not scattered back to their positions)",
+     "return torch.empty_like(xs).scatter_(1, order, xs)", "return xs"),
+]
