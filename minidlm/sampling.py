@@ -423,7 +423,14 @@ def ancestral(model, length: int, steps: int, mask_id: int, *, schedule="logline
     return x, tr
 
 
-# Confidence-threshold decoding (lesson 08) lives in adaptive.py; importable from here as before.
-from .adaptive import generate_adaptive  # noqa: E402,F401
-# Editing (lesson 11) lives in editing.py; importable from here as before.
-from .editing import edit, least_confident_positions  # noqa: E402,F401
+# Confidence-threshold decoding (lesson 08) lives in adaptive.py and editing (lesson 11) in
+# editing.py; both import this module, so their functions are re-exported here lazily (PEP 562),
+# which lets either module be imported first.
+_REEXPORTS = {"generate_adaptive": "adaptive", "edit": "editing", "least_confident_positions": "editing"}
+
+
+def __getattr__(name: str):
+    if name in _REEXPORTS:
+        import importlib  # noqa: PLC0415
+        return getattr(importlib.import_module(f".{_REEXPORTS[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """Lesson 10's alpha0 figure: the schedule alpha_t = alpha0 (1 - t), the diffusion weight
 alpha0 / (1 - alpha_t), and how ``esolm_schedule`` splits a sample between the two phases. The
-static figure and the slider draw it the same way."""
+static figure and the slider draw it the same way. Below it, the lesson's other figures (decode
+order, cache size, speed against length, the spectrum)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -39,3 +40,101 @@ def alpha0_figure(alpha0: float = 0.25, n: int = 63, generator=0):
     a3.set_title(f"alpha0 = {alpha0:g}: {n_diff} by diffusion (blue), {n - n_diff} sequential (orange)", fontsize=9)
     fig.tight_layout()
     return fig, n_diff, sizes
+
+
+# ----------------------------------------------------------------------------- lesson 10's plots
+# Pure renderers: the notebook samples, measures and times, these functions only draw the results.
+
+def decode_order(step, phase):
+    """Lesson 10, section 2: the step at which each position after the prompt was decoded (``step``,
+    positions 1..len(step)), by phase (``phase``: True where diffusion decoded it). Returns the Figure."""
+    pos = torch.arange(1, len(step) + 1)
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    ax.scatter(pos[phase], step[phase], label="diffusion phase (parallel, random order)", s=18)
+    ax.scatter(pos[~phase], step[~phase], label="sequential phase (one per step, left to right)", s=18)
+    ax.set_xlabel("position")
+    ax.set_ylabel("decoded at step")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def cache_size(lengths, measured: dict, formula: dict, cache_lengths):
+    """Lesson 10, section 3: left, the KV cache's measured peak and the formula's size in KiB at each
+    length (``measured``, ``formula``: L -> bytes); right, the clean tokens in the cache after each
+    step of one sample (``cache_lengths``). Returns the Figure."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.3))
+    a1.plot(lengths, [measured[L_] / 1024 for L_ in lengths], "o-", label="measured peak")
+    a1.plot(lengths, [formula[L_] / 1024 for L_ in lengths], "--", label="2 n_layer B L d_model 4 bytes")
+    a1.set_xlabel("length L")
+    a1.set_ylabel("KV cache (KiB)")
+    a1.legend(fontsize=8)
+    a2.plot(range(1, len(cache_lengths) + 1), cache_lengths, ".-")
+    a2.set_xlabel("step")
+    a2.set_ylabel("clean tokens in the cache")
+    a2.set_title("the sample above: the cache grows by the previous step's tokens", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def live_speed(lengths, timings: dict):
+    """Lesson 10, section 4: seconds per sample against length, log-log, one line per sampler
+    (``timings``: name -> seconds at each of ``lengths``), timed live. Returns the Figure."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, t in timings.items():
+        ax.plot(lengths, t, "o-", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens L (NFE = L)")
+    ax.set_ylabel("seconds per sample")
+    ax.set_title("live, this machine, batch 1", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+BENCH_STYLES = {("mdlm_uncached", "T=L"): "s-", ("esolm_cached", "T=L"): "o-", ("ar_cache", "T=L"): "^-",
+                ("mdlm_uncached", "T=L/4"): "s--", ("esolm_cached", "T=L/4"): "o--"}
+
+
+def bench_speed(res: dict, title: str):
+    """Lesson 10, section 4: one recorded esolm_speed benchmark (``res``, its JSON): seconds against
+    L, log-log, one line per sampler and step budget present in its rows; ``title``: the file's
+    name. Returns the Figure."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for (name, budget), style in BENCH_STYLES.items():
+        pts = sorted((r["L"], r["seconds"]) for r in res["rows"] if r["sampler"] == name and r["budget"] == budget)
+        if pts:
+            ax.plot(*zip(*pts), style, label=f"{name} ({budget})")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens L")
+    ax.set_ylabel("seconds")
+    ax.set_title(f"{title} ({res['device']})", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+SPECTRUM_STYLES = {"AR": ("*", 13, "AR"), "B": ("o-", 6, "Eso-LM, variant B"), "A": ("s-", 6, "Eso-LM, variant A"),
+                   "MDM": ("D", 8, "MDM (MDLM NELBO)")}
+
+
+def spectrum_plot(spectrum: list, source: str):
+    """Lesson 10, section 5: the perplexity bound against alpha0, one line or point (and one legend
+    entry) per variant present in ``spectrum`` (records with "variant", "alpha0", "ppl_bound");
+    ``source`` names where the numbers come from. Returns the Figure."""
+    fig, ax = plt.subplots(figsize=(5.8, 3.8))
+    for v, (style, size, label) in SPECTRUM_STYLES.items():
+        pts = sorted((r["alpha0"], r["ppl_bound"]) for r in spectrum if r["variant"] == v)
+        if pts:
+            ax.plot(*zip(*pts), style, markersize=size, label=label)
+    ax.set_xlabel(r"$\alpha_0$ (share decoded by diffusion)")
+    ax.set_ylabel("perplexity bound exp(NELBO)")
+    ax.set_title(source, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

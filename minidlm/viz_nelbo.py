@@ -1,7 +1,8 @@
 """The NELBO derivation as one picture (lesson 05): the masking chain x_0 -> x_{1/T} -> ... -> x_1
 (all [MASK]) and the bound as a sum of one KL term per reverse step, plus the prior term (0).
 
-A pure renderer: it returns a matplotlib Figure and shows nothing.
+Below it, the other figures of lesson 05. Pure renderers: each returns a matplotlib Figure and shows
+nothing.
 """
 from __future__ import annotations
 
@@ -93,4 +94,107 @@ def nelbo_chain_figure(T: int = 4, words=("Tom", "had", "a", "red", "ball", ".")
             r"$-\log p_\theta(x_0) \;\leq\; \mathrm{NELBO}_T = 0 + \sum_{i=1}^{T} \mathbb{E}_{q}[\mathrm{KL}_i]$"
             "    (log-linear $\\alpha_t = 1 - t$; gray: [MASK]; orange edge: revealed by that reverse step)",
             ha="left", va="center", fontsize=10.5, gid="nelbo-sum")
+    return fig
+
+
+# ----------------------------------------------------------------------------- lesson 05's plots
+# Pure renderers: the notebook computes every number, these functions only draw it.
+
+def weight_curves(ts, alphas: dict, weights: dict) -> Figure:
+    """Lesson 05, section 2: alpha_t (left) and the NELBO weight w(t) on a log scale (right), one
+    line per schedule. ``alphas`` and ``weights`` map a schedule name to its values at ``ts``."""
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.4))
+    for name in alphas:
+        ax[0].plot(ts, alphas[name], label=name)
+        ax[1].plot(ts, weights[name], label=name)
+    ax[0].set_xlabel("t")
+    ax[0].set_ylabel("alpha_t = P(token still clean)")
+    ax[0].legend()
+    ax[1].set_xlabel("t")
+    ax[1].set_ylabel("w(t) = -alpha'(t) / (1 - alpha(t))")
+    ax[1].set_yscale("log")
+    ax[1].legend()
+    ax[1].set_title("NELBO weights (log-linear: exactly 1/t)")
+    fig.tight_layout()
+    return fig
+
+
+def equal_areas(t, integrands: dict, areas_bits: dict, every: int = 500) -> Figure:
+    """Lesson 05, section 3: the integrand w(t) f(alpha_t) of each schedule (every ``every``-th
+    point of ``t``), labelled with its area in bits (``areas_bits``, computed by the notebook)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for name, integrand in integrands.items():
+        ax.plot(t[::every], integrand[::every], label=f"{name}: area {areas_bits[name]:.3f} bits")
+    ax.set_xlabel("t")
+    ax.set_ylabel("w(t) f(alpha_t)")
+    ax.set_title("Different integrands, the same area")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def power_schedules(ts, alphas: dict) -> Figure:
+    """Lesson 05, task 5.3: the schedules alpha_t = 1 - t^k, one line per k (``alphas``: k -> values)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for k, alpha in alphas.items():
+        ax.plot(ts, alpha, label=f"k = {k}")
+    ax.set_xlabel("t")
+    ax.set_ylabel("alpha_t = 1 - t^k")
+    ax.set_title("The schedules of task 5.3")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def steps_bound(Ts, toy_bits, exact_bits: float, L: int, K: int, published: dict, published_continuous: float) -> Figure:
+    """Lesson 05, section 4: left, the toy's NELBO_T in bits (``toy_bits`` at ``Ts``) above its exact
+    value (``exact_bits``, the toy of L copies of one of K tokens); right, MDLM's published perplexity
+    bounds on LM1B (``published``: T -> bound) above the continuous-time bound."""
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.4))
+    ax[0].plot(Ts, toy_bits, "o-", label="NELBO_T (toy, exact)")
+    ax[0].axhline(exact_bits, ls="--", color="gray", label="continuous = -log2 p")
+    ax[0].set_xscale("log")
+    ax[0].set_xlabel("steps T")
+    ax[0].set_ylabel("bits per sequence")
+    ax[0].set_title(f"Toy: {L} copies of one of {K} tokens")
+    ax[0].legend()
+    ax[1].plot(list(published), list(published.values()), "o-", color="tab:red", label="MDLM, T steps")
+    ax[1].axhline(published_continuous, ls="--", color="gray", label=f"continuous-time bound {published_continuous}")
+    for T, ppl in published.items():
+        ax[1].annotate(f"{ppl}", (T, ppl), textcoords="offset points", xytext=(5, 5))
+    ax[1].set_xscale("log")
+    ax[1].set_xlabel("steps T")
+    ax[1].set_ylabel("perplexity bound")
+    ax[1].set_title("MDLM on LM1B (published)")
+    ax[1].legend()
+    fig.tight_layout()
+    return fig
+
+
+def depth_curve(levels, c_t, area: float) -> Figure:
+    """Lesson 05, section 5: the shipped model's cross-entropy per hole ``c_t`` at each masking level,
+    the area under it shaded and named in the title (``area``, computed by the notebook)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.plot(levels, c_t, "o-")
+    ax.fill_between(levels, c_t, alpha=0.2)
+    ax.set_xlabel("masking level t (share of tokens masked)")
+    ax.set_ylabel("CE per masked token (nats)")
+    ax.set_title(f"Shipped MDM: area under the curve ~ {area:.3f} nats/token")
+    ax.set_xlim(0, 1)
+    fig.tight_layout()
+    return fig
+
+
+def model_steps_bound(T_list, nelbo_T, nelbo: float) -> Figure:
+    """Lesson 05, section 6: the shipped model's T-step NELBO (Monte Carlo, ``nelbo_T`` at ``T_list``)
+    above its continuous-time NELBO ``nelbo``, in nats per token."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.plot(T_list, nelbo_T, "o-", label="NELBO_T (Monte Carlo)")
+    ax.axhline(nelbo, ls="--", color="gray", label=f"continuous: {nelbo:.3f}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("steps T")
+    ax.set_ylabel("nats per token")
+    ax.set_title("Shipped MDM: more steps, tighter bound")
+    ax.legend()
+    fig.tight_layout()
     return fig

@@ -3,11 +3,13 @@ learner's mistake written as one edit of a solution) loses points on its task, a
 whole-algorithm task (16 points) is attacked by at least three mutants."""
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("mutants_run", REPO / "tests/exercises/mutants/run.py")
 run = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = run                  # dataclasses look their module up here
 spec.loader.exec_module(run)
 
 
