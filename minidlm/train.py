@@ -49,7 +49,7 @@ from . import distributed, runfolder
 from ._validate import check_choice, check_positive_int
 from .adapt import init_from_checkpoint
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import batch_at, load_tales_tokenizer, load_text, pack_blocks, tales_blocks, train_val_split
+from .data import batch_at, load_text, pack_blocks, shipped_tales_blocks, train_val_split
 from .device import check_device, pick_device
 from .model import PRESETS, Model, ModelConfig
 from .objectives import compute_loss, evaluate
@@ -164,8 +164,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 def build_data(cfg: TrainConfig, out: Path, save_tokenizer: bool = True):
     """(train, val, tokenizer). The tokenizer is copied into the run folder."""
     if cfg.data is None:
-        tok = load_tales_tokenizer("bpe")
-        train, val = tales_blocks(tok, L=cfg.seq_len, seed=cfg.seed)
+        train, val, tok = shipped_tales_blocks(cfg.seq_len, cfg.seed)
     elif cfg.data.startswith("hf:"):
         from .hub import hub_blocks
         from .tokenizer import load_tokenizer

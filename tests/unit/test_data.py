@@ -121,3 +121,15 @@ def test_data_folder_is_small_and_regenerates_exactly(tmp_path):
     build.build(tmp_path)
     for f in ("tiny_tales.txt", "tokenizers/tales_bpe.json", "tokenizers/tales_char.json"):
         assert (tmp_path / f).read_bytes() == (ROOT / "data" / f).read_bytes(), f"{f} differs from a fresh build"
+
+
+def test_shipped_tales_blocks_equal_tales_blocks_and_hand_out_copies():
+    from minidlm.data import load_tales_tokenizer, shipped_tales_blocks, tales_blocks
+    train, val, tok = shipped_tales_blocks(32, seed=3)
+    ref_train, ref_val = tales_blocks(load_tales_tokenizer("bpe"), L=32, seed=3)
+    assert torch.equal(train, ref_train) and torch.equal(val, ref_val) and tok.vocab_size > 0
+    train[:] = -1                                   # a caller that writes into its batch tensor...
+    again, _, _ = shipped_tales_blocks(32, seed=3)
+    assert torch.equal(again, ref_train)            # ...does not change the next caller's data
+    other, _, _ = shipped_tales_blocks(32, seed=4)  # another seed, another split
+    assert not torch.equal(other, ref_train)
