@@ -158,7 +158,8 @@ def cmd_train(args) -> int:
                       seed=args.seed, device=args.device, compile=args.compile, resume=args.resume,
                       peak_tflops=args.peak_tflops, progress=not args.no_progress,
                       max_seconds=args.max_seconds, alpha0=args.alpha0, variant=args.variant,
-                      init_from=args.init_from, anneal_steps=args.anneal_steps, overwrite=args.overwrite)
+                      init_from=args.init_from, anneal_steps=args.anneal_steps, overwrite=args.overwrite,
+                      block_size=args.block_size)
     summary = train(cfg)
     if os.environ.get("RANK", "0") == "0":                  # under torchrun, one summary: rank 0's
         print(json.dumps(summary))
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo, parser=d)
 
     t = sub.add_parser("train", help="train a model (lesson 06)")
-    t.add_argument("--objective", default="mdm", choices=["ar", "mdm", "esolm"])
+    t.add_argument("--objective", default="mdm", choices=["ar", "mdm", "esolm", "bd3lm"])
     t.add_argument("--preset", default="nano", choices=["nano", "mini", "small"],
                    help="model size: nano (CPU), mini (a longer CPU run) or small (GPU)")
     t.add_argument("--d-model", type=COUNT, help="override the preset's width")
@@ -273,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(same size and tokenizer; --resume with a checkpoint wins)")
     t.add_argument("--anneal-steps", type=NONNEG, default=0,
                    help="mdm: anneal attention from causal to bidirectional over these first steps (DiffuLLaMA)")
+    t.add_argument("--block-size", type=COUNT, default=8,
+                   help="bd3lm: tokens per block, 1 (AR) ... seq-len (MDM) (lesson 14)")
     t.add_argument("--shift-logits", action="store_true",
                    help="mdm: keep the AR head's shift, position l predicted at l - 1 (Dream); saved in the model")
     t.set_defaults(func=cmd_train, parser=t)

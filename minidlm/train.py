@@ -13,6 +13,8 @@ Objectives (the model is the same; only the attention pattern and targets change
        trains the diffusion phase, half the sequential phase on [z0 ; x], so the model is built
        with max_len = 2 * seq_len (RoPE positions stay < seq_len); ``alpha0`` and ``variant``
        choose the point on the AR <-> MDM spectrum and the attention variant.
+  bd3lm block diffusion (``blocks.py``, lesson 14): AR over blocks of ``block_size`` tokens, MDM
+       inside a block; one pass over [x_t ; x_0] (max_len = 2 * seq_len), the NELBO summed over blocks.
 
 AR-to-diffusion adaptation (lesson 14, ``adapt.py``): ``init_from`` starts a fresh run from another
 checkpoint's weights (an AR model for an mdm run); ``anneal_steps`` anneals mdm's attention from
@@ -57,13 +59,13 @@ from .objectives import compute_loss, evaluate
 __all__ = ["TrainConfig", "train", "lr_at", "build_data", "build_model", "seconds_per_step",
            "compute_loss", "evaluate", "pick_device", "check_device"]
 
-OBJECTIVES = ("ar", "mdm", "esolm")
+OBJECTIVES = ("ar", "mdm", "esolm", "bd3lm")
 MDM_SCHEDULES = ("loglinear", "linear", "cosine")   # esolm has its own alpha0 (1 - t)
 
 
 @dataclass
 class TrainConfig:
-    objective: str = "mdm"          # "ar", "mdm" or "esolm"
+    objective: str = "mdm"          # "ar", "mdm", "esolm" or "bd3lm"
     preset: str = "nano"            # model size, see model.PRESETS
     model_overrides: dict = field(default_factory=dict)  # e.g. {"d_model": 128} on top of the preset
     data: str | None = None         # a .txt file/folder, "hf:NAME[:SPLIT[:COLUMN]]" (hub.py); None = tiny tales
@@ -98,6 +100,7 @@ class TrainConfig:
     variant: str = "B"              # esolm: attention variant, "B" (exact KV cache) or "A"
     init_from: str | None = None    # a fresh run starts from this checkpoint's weights (run or shipped folder)
     anneal_steps: int = 0           # mdm: attention causal -> bidirectional over these first steps (0 = off)
+    block_size: int = 8             # bd3lm: tokens per block (1 = AR, seq_len = MDM), lesson 14
 
     def __post_init__(self):
         check_choice("objective", self.objective, OBJECTIVES)
@@ -124,6 +127,9 @@ class TrainConfig:
             raise ValueError(f"alpha0: expected a number in [0, 1], got {self.alpha0!r}")
         check_choice("variant", self.variant, ("A", "B"))
         check_positive_int("anneal_steps", self.anneal_steps, minimum=0)
+        check_positive_int("block_size", self.block_size)
+        if self.objective == "bd3lm" and self.block_size > self.seq_len:
+            raise ValueError(f"block_size: expected at most seq_len={self.seq_len}, got {self.block_size}")
         if self.stop_at is not None:
             check_positive_int("stop_at", self.stop_at)
             if self.stop_at > self.steps:
@@ -183,10 +189,10 @@ def build_data(cfg: TrainConfig, out: Path, save_tokenizer: bool = True):
 
 
 def build_model(cfg: TrainConfig, tok) -> Model:
-    # esolm's sequential term runs [z0 ; x], twice as long as a row
-    max_len = 2 * cfg.seq_len if cfg.objective == "esolm" else cfg.seq_len
+    # esolm's sequential term and bd3lm's training pass run [z0 ; x] / [x_t ; x_0], twice a row
+    max_len = 2 * cfg.seq_len if cfg.objective in ("esolm", "bd3lm") else cfg.seq_len
     overrides = {"max_len": max_len, **cfg.model_overrides, "vocab_size": tok.vocab_size,
-                 "mask_id": tok.mask_id if cfg.objective in ("mdm", "esolm") else None}
+                 "mask_id": tok.mask_id if cfg.objective in ("mdm", "esolm", "bd3lm") else None}
     return Model(ModelConfig.preset(cfg.preset, **overrides))
 
 
