@@ -89,14 +89,15 @@ def _checkpoint_folder(path: str, option: str = "--ckpt") -> Path:
 
 
 def _kind(model, info) -> str:
-    """"ar", "mdm" or "esolm": what a checkpoint's model is, from its config and train state."""
+    """"ar", "mdm", "esolm" or "bd3lm": what a checkpoint's model is, from its config and train state."""
     objective = ((info.get("train_state") or {}).get("train_config") or {}).get("objective")
     if model.config.mask_id is None:
         return "ar"
-    return "esolm" if objective == "esolm" else "mdm"
+    return objective if objective in ("esolm", "bd3lm") else "mdm"
 
 
 KIND_NAMES = {"ar": "an AR model (causal, no [MASK])", "esolm": "an Eso-LM model",
+              "bd3lm": "a block diffusion model (BD3-LM)",
               "mdm": "an MDM (bidirectional, has a [MASK] id)"}
 
 
@@ -181,11 +182,11 @@ def cmd_sample(args) -> int:
     model, info = load_model(ckpt)
     tok = load_tokenizer(ckpt / "tokenizer.json")
     kind = _kind(model, info)
-    if {"ar": "ar", "esolm": "esolm"}.get(args.strategy, "mdm") != kind:
+    if {"ar": "ar", "esolm": "esolm", "bd3lm": "bd3lm"}.get(args.strategy, "mdm") != kind:
         use = kind if kind != "mdm" else "low_confidence, entropy, random, ancestral or adaptive"
         raise ValueError(f"--strategy: {args.strategy} does not fit {ckpt}, which is {KIND_NAMES[kind]}; "
                          f"use --strategy {use}")
-    longest = model.config.max_len // 2 if kind == "esolm" else model.config.max_len
+    longest = model.config.max_len // 2 if kind in ("esolm", "bd3lm") else model.config.max_len
     if args.length is not None and args.length > longest:
         raise ValueError(f"--length: expected at most {longest} for this model, got {args.length}")
     L = args.length or longest
@@ -203,6 +204,12 @@ def cmd_sample(args) -> int:
         from .esolm import esolm_sample
         alpha0 = args.alpha0 if args.alpha0 is not None else info["train_state"]["train_config"]["alpha0"]
         x, tr = esolm_sample(model, L, tok.mask_id, alpha0, **common)
+    elif args.strategy == "bd3lm":
+        from .blocks import bd3_generate
+        K = args.block_length or info["train_state"]["train_config"]["block_size"]
+        rule = dict(threshold=args.threshold) if args.steps_per_block is None else \
+            dict(steps_per_block=min(args.steps_per_block, K))
+        x, tr = bd3_generate(model, L, tok.mask_id, K, eos_id=tok.eos_id, **rule, **common)
     elif args.strategy == "ancestral":
         x, tr = ancestral(model, L, args.steps, tok.mask_id, **common)
     elif args.strategy == "adaptive":
@@ -214,6 +221,8 @@ def cmd_sample(args) -> int:
     for text in decode_samples(tok, x):
         print(text)
     per_story = tr.reveal_step.max(1).values.double().mean().item()      # the step of a row's last commit
+    if getattr(tr, "calls", None) is not None:                          # bd3lm: the calls until its last block
+        per_story = tr.calls.double().mean().item()
     print(f"[{args.strategy}: {tr.nfe} network calls for {args.n} x {L} tokens; "
           f"{per_story:.1f} calls per story on its own]", file=sys.stderr)
     return 0
@@ -283,15 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="sample from a checkpoint (lessons 07-08)")
     s.add_argument("--ckpt", required=True, help="checkpoint folder, e.g. data/checkpoints/tales-mdm-nano")
     s.add_argument("--strategy", default="low_confidence",
-                   choices=["low_confidence", "entropy", "random", "ancestral", "adaptive", "esolm", "ar"])
+                   choices=["low_confidence", "entropy", "random", "ancestral", "adaptive", "esolm", "bd3lm", "ar"])
     s.add_argument("--steps", type=COUNT, default=32)
+    s.add_argument("--steps-per-block", type=COUNT, default=None,
+                   help="bd3lm: calls per block, LLaDA's count (default: the --threshold rule)")
     s.add_argument("--no-length-first", action="store_true",
                    help="MDM: do not draw where the story ends first (LLaDA's plain order; favours short stories)")
     s.add_argument("--length", type=_number(int, 2), default=None, help="tokens in all (default: the model's max)")
     s.add_argument("--prompt", default=None, help="text the story starts with")
     s.add_argument("--n", type=COUNT, default=4, help="how many samples")
     s.add_argument("--temperature", type=POSITIVE, default=1.0)
-    s.add_argument("--block-length", type=COUNT, default=None, help="semi-autoregressive blocks")
+    s.add_argument("--block-length", type=COUNT, default=None,
+                   help="semi-autoregressive blocks (bd3lm: the block size, default as trained)")
     s.add_argument("--threshold", type=THRESHOLD, default=0.9, help="confidence threshold (adaptive)")
     s.add_argument("--alpha0", type=FRACTION, default=None, help="esolm: diffusion share (default: as trained)")
     s.add_argument("--seed", type=int, default=None)

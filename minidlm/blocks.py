@@ -261,7 +261,7 @@ def bd3_generate(model, length: int, mask_id: int, block_size: int, *, steps_per
             if bool(done.all()):
                 break
     if eos_id is not None:
-        is_eos = (x == eos_id) & (torch.arange(L, device=device) >= P)
+        is_eos = x == eos_id                                                  # a prompt's [EOS] counts too
         after = is_eos.long().cumsum(1) > 0                                   # at or after the first [EOS]
         first = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full((B,), L, device=device))
         x = torch.where(after | (x == mask_id), torch.full_like(x, eos_id), x)

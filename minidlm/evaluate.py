@@ -43,7 +43,7 @@ def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: in
                    remasking: str = "low_confidence", block_length: int | None = None,
                    temperature: float = 1.0, seed: int = 0, batch_size: int = 64,
                    alpha0: float | None = None, length_first: bool = True, threshold: float | None = None,
-                   return_calls: bool = False):
+                   return_calls: bool = False, steps_per_block: int | None = None):
     """Draw n stories from a trained model, starting from [BOS]. For an MDM the row length is the
     model's max_len and ``steps`` defaults to L / 2; an Eso-LM model (``objective="esolm"``, built
     with max_len = 2 L) samples L = max_len / 2 tokens in two phases with ``alpha0``.
@@ -51,14 +51,25 @@ def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: in
     lesson 08); False gives LLaDA's plain ordering, which favours the shortest stories.
     threshold (MDM): confidence-threshold decoding (``generate_adaptive``, lesson 08) instead of a
     fixed number of steps. return_calls: also return the mean number of network calls per story
-    (a row's calls: the step at which its last token was committed)."""
-    L = model.config.max_len // 2 if objective == "esolm" else model.config.max_len
+    (a row's calls: the step at which its last token was committed).
+    A BD3-LM (``objective="bd3lm"``, lesson 14, built with max_len = 2 L) decodes blocks of
+    ``block_length`` tokens with ``steps_per_block`` calls each (or ``threshold``) and stops at
+    the block that ends the story; its calls are the calls each row needed."""
+    L = model.config.max_len // 2 if objective in ("esolm", "bd3lm") else model.config.max_len
     texts, calls = [], []
     g = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         if objective == "ar":
             x, _ = generate_ar(model, L, batch_size=b, bos_id=tok.bos_id, temperature=temperature, generator=g)
+        elif objective == "bd3lm":
+            from .blocks import bd3_generate
+            if block_length is None:
+                raise ValueError("block_length: required to sample from a BD3-LM (its block size)")
+            rule = dict(threshold=threshold) if threshold is not None else dict(steps_per_block=steps_per_block)
+            x, tr = bd3_generate(model, L, tok.mask_id, block_length, batch_size=b, bos_id=tok.bos_id,
+                                 eos_id=tok.eos_id, temperature=temperature, generator=g, **rule)
+            calls += tr.calls.tolist()
         elif objective == "esolm":
             from .esolm import esolm_sample
             if alpha0 is None:

@@ -44,8 +44,14 @@ def val_loss_of(model, tok, train_cfg: dict) -> float:
 def quality_of(model, tok, train_cfg: dict, samples: int, seed: int) -> list[dict]:
     """The tiny-tales checker's scores of ``samples`` stories for each sampler setting the card lists."""
     objective = train_cfg["objective"]
+    K = train_cfg.get("block_size")
     settings = [dict(objective=objective)] if objective == "ar" else \
         [dict(objective="esolm", alpha0=train_cfg["alpha0"])] if objective == "esolm" else [
+        dict(objective="bd3lm", block_length=K, steps_per_block=max(1, K // 4)),       # 4 tokens per call
+        dict(objective="bd3lm", block_length=K, steps_per_block=max(1, K // 2)),       # 2 tokens per call
+        dict(objective="bd3lm", block_length=K, steps_per_block=K),                    # 1 token per call
+        dict(objective="bd3lm", block_length=K, threshold=0.9),
+        dict(objective="bd3lm", block_length=K, steps_per_block=1)] if objective == "bd3lm" else [
         dict(objective="mdm", steps=16, remasking="low_confidence"),
         dict(objective="mdm", steps=32, remasking="low_confidence"),
         dict(objective="mdm", steps=63, remasking="low_confidence"),
@@ -144,7 +150,7 @@ def main():
         "wall_time_s": wall_time(log), "note": a.note,
         "machine": machine(), "params": model.num_params(),
         "val_loss_at_training": train_state.get("val_loss"),
-        "val_loss": val, "val_loss_note": "nats/token on the tiny-tales validation split; a NELBO bound for mdm; "
+        "val_loss": val, "val_loss_note": "nats/token on the tiny-tales validation split; a NELBO bound for mdm and bd3lm; "
                                           "computed with minidlm.train.evaluate on the shipped bf16 weights",
         **floor_gap(val), "config": model.config.to_dict(), "train_config": train_cfg,
     }

@@ -13,7 +13,7 @@ from minidlm.tokenizer import load_tokenizer
 from minidlm.train import TrainConfig, evaluate
 
 CKPTS = DATA_DIR / "checkpoints"
-NAMES = ["tales-mdm-nano", "tales-ar-nano", "tales-esolm-nano"]
+NAMES = ["tales-mdm-nano", "tales-ar-nano", "tales-esolm-nano", "tales-bd3lm-nano"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -26,11 +26,11 @@ def test_checkpoint_reproduces_its_card(name):
     tok = load_tokenizer(d / "tokenizer.json")
     assert model.config.to_dict() == card["config"]
     cfg = TrainConfig(objective=card["objective"], seq_len=card["seq_len"], batch_size=card["batch_size"],
-                      progress=False, **{k: card["train_config"][k] for k in ("alpha0", "variant") if k in card.get("train_config", {})})
+                      progress=False, **{k: card["train_config"][k] for k in ("alpha0", "variant", "block_size") if k in card.get("train_config", {})})
     _, val = tales_blocks(tok, L=cfg.seq_len, seed=0)
     val_loss = evaluate(model, val, cfg, tok.mask_id, torch.device("cpu"), nullcontext())
     assert val_loss == pytest.approx(card["val_loss"], rel=0.02)
-    assert (model.config.mask_id is not None) == (card["objective"] in ("mdm", "esolm"))
+    assert (model.config.mask_id is not None) == (card["objective"] in ("mdm", "esolm", "bd3lm"))
     for k in ("command", "steps", "wall_time_s", "machine"):
         assert card[k], k
 
@@ -49,3 +49,20 @@ def test_demo_prints_a_story_and_sample_refuses_the_wrong_kind(tmp_path):
                          "--strategy", "adaptive", "--n", "2", "--seed", "1", "--prompt", "Once upon a time"],
                         capture_output=True, text=True, env=env, timeout=120)
     assert ok.returncode == 0 and all(l.startswith("Once upon a time") for l in ok.stdout.strip().splitlines())
+
+
+def test_bd3lm_samples_variable_length_stories_from_the_command_line():
+    """The shipped block diffusion model through `sample --strategy bd3lm`: stories that end with
+    their block (no [MASK] left), and a refusal for the wrong strategy."""
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    ckpt = str(CKPTS / "tales-bd3lm-nano")
+    ok = subprocess.run([sys.executable, "-m", "minidlm", "sample", "--ckpt", ckpt, "--strategy", "bd3lm",
+                         "--steps-per-block", "2", "--n", "3", "--seed", "0", "--prompt", "Once upon a time"],
+                        capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(l.startswith("Once upon a time") and "[MASK]" not in l for l in lines)
+    assert "network calls" in ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "minidlm", "sample", "--ckpt", ckpt, "--strategy", "esolm"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "BD3-LM" in bad.stderr and "--strategy bd3lm" in bad.stderr
