@@ -1,0 +1,40 @@
+"""Plausible wrong answers to lesson 14's whole-algorithm tasks (14.2 the cached block sampler, 14.3
+the block NELBO); each must lose points on its task (``python tests/exercises/mutants/run.py lesson14``)."""
+MUTANTS = [
+    # ---- 14.2: the cached block sampler
+    ("14.2", "cache not truncated: the block's keys, computed from masks, stay cached",
+     "                cache.truncate(lo)                                    # keep the finished blocks only\n", ""),
+    ("14.2", "cache truncated to the end of the block: the finished block is cached while it held masks",
+     "cache.truncate(lo)                                    # keep the finished blocks only",
+     "cache.truncate(hi)"),
+    ("14.2", "the whole prefix fed at every call, without the cache",
+     "                out = model(x[:, start:hi], attn_mask=mask, positions=torch.arange(start, hi), cache=cache)",
+     "                out = model(x[:, :hi], attn_mask=blk[None, :hi] <= blk[:hi, None], positions=torch.arange(hi))"),
+    ("14.2", "LLaDA's counts off by one: the remainder given to the last steps",
+     "(torch.arange(steps_per_block)[None, :]\n                                                      < (n % steps_per_block)[:, None])",
+     "(torch.arange(steps_per_block)[None, :]\n                                                      >= steps_per_block - (n % steps_per_block)[:, None])"),
+    ("14.2", "no stop at [EOS]: every block is decoded",
+     "                if bool(done.all()):\n                    break\n", ""),
+    ("14.2", "committed tokens redrawn: every position of the block eligible",
+     "scores = torch.where(eligible, conf, torch.full_like(conf, -math.inf))", "scores = conf"),
+    ("14.2", "bidirectional attention over the prefix (no block-causal mask)",
+     "mask = blk[None, :hi] <= blk[start:hi, None]          # (hi - start, hi) block-causal",
+     "mask = torch.ones(hi - start, hi, dtype=torch.bool)"),
+    ("14.2", "[MASK] may be sampled (its logit not set to -inf)",
+     "                logits[..., mask_id] = float(\"-inf\")\n                u = torch.rand", "                u = torch.rand"),
+    # ---- 14.3: the block NELBO
+    ("14.3", "one time per row instead of one per block",
+     "t = t.clamp(max=1.0 - 2.0 ** -52).view(B, n_blocks)[:, torch.arange(L) // K]",
+     "t = t.clamp(max=1.0 - 2.0 ** -52).view(B, n_blocks)[:, :1].expand(B, L)"),
+    ("14.3", "weight without 1/t",
+     "(1.0 / t).float() * ce", "ce"),
+    ("14.3", "the mask drawn before the times",
+     "    N = B * n_blocks\n    u = torch.rand((1,), generator=generator, dtype=torch.float64)\n",
+     "    N = B * n_blocks\n    v = torch.rand((B, L), generator=generator, dtype=torch.float64)\n"
+     "    u = torch.rand((1,), generator=generator, dtype=torch.float64)\n"),
+    ("14.3", "[BOS] counted: divided by B * L",
+     "return per_pos.sum() / (B * (L - 1))", "return per_pos.sum() / (B * L)"),
+    ("14.3", "a noisy block sees its own clean tokens (the training mask's clean quadrant includes the block)",
+     "logits = model(torch.cat([xt, x0], 1), attn_mask=training_mask(L, K),",
+     "logits = model(torch.cat([xt, x0], 1), attn_mask=training_mask(L, K) | torch.eye(2 * L, dtype=torch.bool).roll(L, 1),"),
+]
