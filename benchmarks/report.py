@@ -49,6 +49,10 @@ PARTS = {  # the trainings first, the timings last (they suffer most from other 
                        ["--preset", "nano", "--rounds", "1", "--steps-per-round", "1", "--batch-size", "8",
                         "--json", "{out}"],
                        gpu=["--preset", "small", "--batch-size", "16", "--compile", "--device", "cuda"]),
+    "data_constrained": Part("data_constrained.py", "data_constrained_cpu.json", ["--json", "{out}"],
+                             ["--quick", "--json", "{out}"]),
+    "block_diffusion": Part("block_diffusion.py", "block_diffusion_cpu.json", ["--json", "{out}", "--runs", "{runs}"],
+                            ["--quick", "--json", "{out}", "--runs", "{runs}"]),
     "sampling": Part("sampling.py", "sampling_cpu.json", ["--json", "{out}"], ["--quick", "--json", "{out}"]),
     "esolm_speed": Part("esolm_speed.py", "esolm_speed_{dev}.json", ["--lengths", "128", "256", "512", "--json", "{out}"],
                         ["--quick", "--json", "{out}"], gpu=["--device", "cuda", "--lengths", "1024", "2048", "4096"]),
@@ -265,7 +269,47 @@ def claim_reversal(r: Report):
             "than that (see the reversal section)")
 
 
-CLAIMS = (claim_latency, claim_ttft, claim_confidence, claim_spectrum, claim_cache, claim_reversal)
+def claim_block_sizes(r: Report):
+    bd = (r.load("block_diffusion_cpu.json") or {}).get("block_sizes")
+    if not bd:
+        return None
+    rows = sorted(bd["rows"], key=lambda x: x["block_size"])
+    inversions = sum(p["val_nelbo"] > q["val_nelbo"] for p, q in zip(rows, rows[1:]))
+    return ("BD3-LM interpolates between AR and MDM likelihood",
+            "validation NELBO (nats / token) by block size K: "
+            + ", ".join(f"K = {x['block_size']}: {x['val_nelbo']:.3f}" for x in rows),
+            "reproduced" if inversions == 0 else f"partly ({inversions} inversion{'s' * (inversions != 1)})",
+            f"{bd['steps']} fine-tune steps of batch {bd['batch_size']} from the same AR for each K: short runs, so "
+            "K = 1 also starts closest to its init")
+
+
+def claim_block_cache(r: Report):
+    cs = (r.load("block_diffusion_cpu.json") or {}).get("cache_speed")
+    if not cs:
+        return None
+    L = max(x["L"] for x in cs["rows"])
+    rows = [x for x in cs["rows"] if x["L"] == L]
+    ok = all(x["speedup"] > 1 and x["tokens_fed_cached"] < x["tokens_fed_uncached"] for x in rows)
+    return ("Block diffusion keeps an exact KV cache",
+            f"at L = {L}, batch 1, cached vs uncached: "
+            + ", ".join(f"K = {x['block_size']}: {x['fed_ratio']:.1f}x fewer tokens fed, {x['speedup']:.1f}x faster"
+                        for x in rows),
+            "reproduced" if ok else "not reproduced",
+            f"{cs['threads']} CPU thread(s); the cached logits equal the uncached ones (tests/unit, 1e-5)")
+
+
+def claim_data_constrained(r: Report):
+    d = r.load("data_constrained_cpu.json")
+    if not d or not d.get("verdict"):
+        return None
+    s, v = d["settings"], d["verdict"]
+    return ("Diffusion keeps improving on repeated data where AR overfits",
+            f"{s['stories']:,} stories for {s['epochs']} epochs, from scratch: {v['text']}", v["claim"],
+            "Prabhudesai et al. 2025 report it at far larger scale; a tiny model on a tiny budget here")
+
+
+CLAIMS = (claim_latency, claim_ttft, claim_confidence, claim_spectrum, claim_cache, claim_reversal, claim_block_sizes,
+          claim_block_cache, claim_data_constrained)
 
 
 def headline_table(r: Report) -> str:
@@ -535,8 +579,68 @@ def reversal_words(ar, mdm) -> str:
     return " ".join(out)
 
 
+def section_block_diffusion(r: Report):
+    b = r.load("block_diffusion_cpu.json")
+    if not b:
+        return None
+    lines = ["## Block diffusion, BD3-LM (lesson 14)", ""]
+    cmds = b.get("commands", {})
+    bs = b.get("block_sizes")
+    if bs:
+        lines += [f"Likelihood by block size (`{cmds.get('block_sizes', '')}`, {bs['seconds']:.0f} s on {b['machine']}): "
+                  f"{bs['note']}. {bs['steps']} steps of batch {bs['batch_size']} at lr {bs['lr']} each; the NELBO over "
+                  f"all {bs['val_rows']} validation rows, {bs['noise_passes']} fixed noise draws.", "",
+                  _table(["block size K", "val NELBO (nats/token)", "fine-tune seconds"],
+                         [[x["block_size"], x["val_nelbo"], x["train_seconds"]] for x in bs["rows"]]), ""]
+    q = b.get("quality")
+    if q:
+        def setting(x):
+            keys = ("steps_per_block", "threshold", "steps", "block_length", "alpha0")
+            return ", ".join(f"{k} {x[k]}" for k in keys if k in x)
+        card = q.get("bd3lm_card") or {}
+        lines += [f"Quality against network calls (`{cmds.get('quality', '')}`, {q['seconds']:.0f} s): {q['n']} "
+                  f"stories per setting, seed {q['seed']}, the BD3-LM in `{q['bd3lm']}`"
+                  + (f" ({card.get('steps')} steps)" if card.get("steps") else "")
+                  + (f"; its card says: {card['note']}" if "interim" in (card.get("note") or "").lower() else "")
+                  + ". Calls: " + q["calls"]
+                  + ". Tokens per call: " + q["tokens_per_call"] + ".", "",
+                  _table(["sampler", "setting", "calls per story", "tokens per call", "valid", "well-formed sentences",
+                          "mean words", "unigram entropy"],
+                         [[x["sampler"], setting(x), x["calls_per_story"], x["tokens_per_call"], x["valid"],
+                           x["well_formed_sentences"], x["mean_words"], x["unigram_entropy"]] for x in q["rows"]]), ""]
+    cs = b.get("cache_speed")
+    if cs:
+        lines += [f"The exact KV cache (`{cmds.get('cache_speed', '')}`): {cs['model']}, batch {cs['batch_size']}, "
+                  f"{cs['threads']} thread(s), median of {cs['repeats']}; tokens fed = the sum over calls of the "
+                  "tokens given to the network.", "",
+                  _table(["L", "block size", "steps per block", "calls", "tokens fed (cached)", "tokens fed (uncached)",
+                          "fewer tokens", "seconds cached", "seconds uncached", "speed-up"],
+                         [[x["L"], x["block_size"], x["steps_per_block"], x["calls_cached"], x["tokens_fed_cached"],
+                           x["tokens_fed_uncached"], x["fed_ratio"], x["seconds_cached"], x["seconds_uncached"],
+                           x["speedup"]] for x in cs["rows"]]), ""]
+    lines.append(r.img("block_diffusion_cpu.png", "block diffusion"))
+    return "\n".join(lines)
+
+
+def section_data_constrained(r: Report):
+    d = r.load("data_constrained_cpu.json")
+    if not d:
+        return None
+    s = d["settings"]
+    rows = [[{"bd3lm": "BD3-LM"}.get(k, k.upper()), x["params"], x["steps"], x["best_epoch"], x["best_val_loss"], x["final_val_loss"], x["seconds"]]
+            for k, x in d["runs"].items()]
+    return "\n".join(["## Repeated data: AR against diffusion (lesson 14; Prabhudesai et al. 2025)", "",
+                      f"`{d['command']}` on {d['machine']}, {d['threads']} thread(s): {s['stories']:,} training stories "
+                      f"({s['train_tokens_per_epoch']:,} tokens) seen {s['epochs']} times, batch {s['batch_size']}, "
+                      f"lr {s['lr']}, every model from scratch; {s['loss']}, on {s['val_rows']} validation rows.", "",
+                      _table(["model", "params", "steps", "best epoch", "best held-out loss", "final held-out loss",
+                              "seconds"], rows), "",
+                      f"What the curves show: {d['verdict']['text']}" if d.get("verdict") else "", "",
+                      r.img("data_constrained_cpu.png", "data-constrained")])
+
+
 SECTIONS = (section_models, section_throughput, section_curves, section_valid_vs_cpu, section_sampling, section_esolm, section_latency,
-            section_spectrum, section_reversal)
+            section_spectrum, section_reversal, section_block_diffusion, section_data_constrained)
 
 
 def render_results(r: Report) -> str:

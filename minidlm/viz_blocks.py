@@ -94,8 +94,9 @@ def quality_vs_calls(rows: list):
     if not rows:
         raise ValueError("rows: expected at least one quality row")
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for method in dict.fromkeys(r["method"] for r in rows):
-        pts = sorted((r["calls_per_story"], 100 * r["valid"]) for r in rows if r["method"] == method)
+    name = lambda r: r.get("method", r.get("sampler"))                   # noqa: E731 (the JSON says "sampler")
+    for method in dict.fromkeys(name(r) for r in rows):
+        pts = sorted((r["calls_per_story"], 100 * r["valid"]) for r in rows if name(r) == method)
         ax.plot(*zip(*pts), "o-", label=METHOD_LABELS.get(method, method))
     ax.set_xlabel("network calls per story")
     ax.set_ylabel("valid stories (%)")
