@@ -328,6 +328,9 @@ def _sampler(x: dict) -> str:
     """A card's sampler setting in words."""
     if x.get("objective") == "esolm":
         return f"esolm, alpha0 = {x.get('alpha0')}"
+    if x.get("objective") == "bd3lm":
+        rule = f"threshold {x['threshold']}" if "threshold" in x else f"{x['steps_per_block']} calls per block"
+        return f"bd3lm, blocks of {x['block_length']}, {rule}, stops at [EOS]"
     if "remasking" not in x and "threshold" not in x:
         return "ar"
     how = f"adaptive {x['threshold']}" if "threshold" in x else x["remasking"]
