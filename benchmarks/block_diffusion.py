@@ -100,7 +100,7 @@ def part_quality(n: int, bd3_dir: str, mdm_dir: str, eso_dir: str, quick: bool) 
     K = bd3_info["train_state"]["train_config"]["block_size"]
     L = bd3_info["train_state"]["train_config"]["seq_len"]                       # 64: [BOS] + 63 tokens
     rows = []
-    settings = [("steps_per_block", s) for s in ((1,) if quick else (1, 2, 4))] + [("threshold", 0.9)]
+    settings = [("steps_per_block", s) for s in ((1,) if quick else (1, 2, 4, 8))] + [("threshold", 0.9)]
     for key, v in settings:
         g = torch.Generator().manual_seed(0)
         texts, calls, gen = [], [], []
