@@ -36,8 +36,6 @@ from .losses import masked_cross_entropy
 from .sampling import Trace, draw_candidates, transfer_counts
 from .schedules import get_schedule
 
-RULES = ("low_confidence", "threshold")
-
 
 # ----------------------------------------------------------------------------- masks
 

@@ -121,7 +121,6 @@ def test_block_size_one_estimates_the_exact_ar_style_nll():
     """K = 1: each block is one token predicted from the clean tokens before it; the expectation of
     the estimate is exactly the all-masked cross-entropy (one deterministic pass at t = 1)."""
     model, x0 = tiny(seed=2), clean_batch(B=8, L=12, seed=2)
-    L = x0.shape[1]
     xt_all = x0.clone()
     xt_all[:, 1:] = MASK
     logits = bd3_logits(model, xt_all, x0, 1)
@@ -129,7 +128,6 @@ def test_block_size_one_estimates_the_exact_ar_style_nll():
     vals = torch.tensor([bd3_loss(model, x0, MASK, 1, torch.Generator().manual_seed(s)).item() for s in range(300)])
     assert vals.mean().item() == pytest.approx(exact.item(), rel=0.03)
     assert vals.std().item() > 0                                  # a real estimate, not the exact pass
-    del L
 
 
 def test_loss_trains_through_the_loop_objective():
