@@ -93,11 +93,12 @@ def _kind(model, info) -> str:
     objective = ((info.get("train_state") or {}).get("train_config") or {}).get("objective")
     if model.config.mask_id is None:
         return "ar"
-    return objective if objective in ("esolm", "bd3lm") else "mdm"
+    return objective if objective in ("esolm", "bd3lm", "udlm") else "mdm"
 
 
 KIND_NAMES = {"ar": "an AR model (causal, no [MASK])", "esolm": "an Eso-LM model",
               "bd3lm": "a block diffusion model (BD3-LM)",
+              "udlm": "a uniform-state diffusion model (UDLM)",
               "mdm": "an MDM (bidirectional, has a [MASK] id)"}
 
 
@@ -182,8 +183,9 @@ def cmd_sample(args) -> int:
     model, info = load_model(ckpt)
     tok = load_tokenizer(ckpt / "tokenizer.json")
     kind = _kind(model, info)
-    if {"ar": "ar", "esolm": "esolm", "bd3lm": "bd3lm"}.get(args.strategy, "mdm") != kind:
-        use = kind if kind != "mdm" else "low_confidence, entropy, random, ancestral or adaptive"
+    if {"ar": "ar", "esolm": "esolm", "bd3lm": "bd3lm", "uniform": "udlm"}.get(args.strategy, "mdm") != kind:
+        use = {"mdm": "low_confidence, entropy, random, ancestral, remdm or adaptive",
+               "udlm": "uniform"}.get(kind, kind)
         raise ValueError(f"--strategy: {args.strategy} does not fit {ckpt}, which is {KIND_NAMES[kind]}; "
                          f"use --strategy {use}")
     longest = model.config.max_len // 2 if kind in ("esolm", "bd3lm") else model.config.max_len
@@ -212,6 +214,13 @@ def cmd_sample(args) -> int:
         x, tr = bd3_generate(model, L, tok.mask_id, K, eos_id=tok.eos_id, **rule, **common)
     elif args.strategy == "ancestral":
         x, tr = ancestral(model, L, args.steps, tok.mask_id, **common)
+    elif args.strategy == "uniform":
+        from .uniform import uniform_generate
+        x, tr = uniform_generate(model, L, args.steps, tok.mask_id, **common)
+    elif args.strategy == "remdm":
+        from .remask import remdm_generate
+        x, tr = remdm_generate(model, L, args.steps, tok.mask_id, strategy=args.remask, eta_cap=args.eta_cap,
+                               eta_rescale=args.eta_cap, **common)
     elif args.strategy == "adaptive":
         x, tr = generate_adaptive(model, L, tok.mask_id, threshold=args.threshold,
                                   block_length=args.block_length, eos_id=eos, **common)
@@ -221,6 +230,8 @@ def cmd_sample(args) -> int:
     for text in decode_samples(tok, x):
         print(text)
     per_story = tr.reveal_step.max(1).values.double().mean().item()      # the step of a row's last commit
+    if getattr(tr, "revises", False):                                   # uniform, remdm: every step a call
+        per_story = float(tr.nfe)
     if getattr(tr, "calls", None) is not None:                          # bd3lm: the calls until its last block
         per_story = tr.calls.double().mean().item()
     print(f"[{args.strategy}: {tr.nfe} network calls for {args.n} x {L} tokens; "
@@ -244,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo, parser=d)
 
     t = sub.add_parser("train", help="train a model (lesson 06)")
-    t.add_argument("--objective", default="mdm", choices=["ar", "mdm", "esolm", "bd3lm"])
+    t.add_argument("--objective", default="mdm", choices=["ar", "mdm", "esolm", "bd3lm", "udlm"])
     t.add_argument("--preset", default="nano", choices=["nano", "mini", "small"],
                    help="model size: nano (CPU), mini (a longer CPU run) or small (GPU)")
     t.add_argument("--d-model", type=COUNT, help="override the preset's width")
@@ -289,10 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mdm: keep the AR head's shift, position l predicted at l - 1 (Dream); saved in the model")
     t.set_defaults(func=cmd_train, parser=t)
 
-    s = sub.add_parser("sample", help="sample from a checkpoint (lessons 07-08)")
+    s = sub.add_parser("sample", help="sample from a checkpoint (lessons 07-08, 14-15)")
     s.add_argument("--ckpt", required=True, help="checkpoint folder, e.g. data/checkpoints/tales-mdm-nano")
     s.add_argument("--strategy", default="low_confidence",
-                   choices=["low_confidence", "entropy", "random", "ancestral", "adaptive", "esolm", "bd3lm", "ar"])
+                   choices=["low_confidence", "entropy", "random", "ancestral", "adaptive", "remdm", "esolm", "bd3lm",
+                            "uniform", "ar"])
     s.add_argument("--steps", type=COUNT, default=32)
     s.add_argument("--steps-per-block", type=COUNT, default=None,
                    help="bd3lm: calls per block, LLaDA's count (default: the --threshold rule)")
@@ -305,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--block-length", type=COUNT, default=None,
                    help="semi-autoregressive blocks (bd3lm: the block size, default as trained)")
     s.add_argument("--threshold", type=THRESHOLD, default=0.9, help="confidence threshold (adaptive)")
+    s.add_argument("--remask", default="cap", choices=["cap", "rescale", "loop"],
+                   help="remdm: the remasking schedule (ReMDM's cap, rescale or loop)")
+    s.add_argument("--eta-cap", type=FRACTION, default=0.02,
+                   help="remdm: eta_cap (cap, loop) or eta_rescale (rescale), the remasking strength")
     s.add_argument("--alpha0", type=FRACTION, default=None, help="esolm: diffusion share (default: as trained)")
     s.add_argument("--seed", type=int, default=None)
     s.set_defaults(func=cmd_sample, parser=s)

@@ -43,7 +43,7 @@ def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: in
                    remasking: str = "low_confidence", block_length: int | None = None,
                    temperature: float = 1.0, seed: int = 0, batch_size: int = 64,
                    alpha0: float | None = None, length_first: bool = True, threshold: float | None = None,
-                   return_calls: bool = False, steps_per_block: int | None = None):
+                   return_calls: bool = False, steps_per_block: int | None = None, remdm: dict | None = None):
     """Draw n stories from a trained model, starting from [BOS]. For an MDM the row length is the
     model's max_len and ``steps`` defaults to L / 2; an Eso-LM model (``objective="esolm"``, built
     with max_len = 2 L) samples L = max_len / 2 tokens in two phases with ``alpha0``.
@@ -54,7 +54,11 @@ def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: in
     (a row's calls: the step at which its last token was committed).
     A BD3-LM (``objective="bd3lm"``, lesson 14, built with max_len = 2 L) decodes blocks of
     ``block_length`` tokens with ``steps_per_block`` calls each (or ``threshold``) and stops at
-    the block that ends the story; its calls are the calls each row needed."""
+    the block that ends the story; its calls are the calls each row needed.
+    A uniform-state model (``objective="udlm"``, lesson 15) runs ``uniform.uniform_generate`` with
+    ``steps`` calls (default L / 2). ``remdm`` (MDM, lesson 15): the keyword arguments of
+    ``remask.remdm_generate`` (strategy, eta_cap, ...): ReMDM remasking with ``steps`` steps; its
+    calls are the network calls the batch made (a step that changed nothing reuses the last)."""
     L = model.config.max_len // 2 if objective in ("esolm", "bd3lm") else model.config.max_len
     texts, calls = [], []
     g = torch.Generator().manual_seed(seed)
@@ -70,6 +74,16 @@ def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: in
             x, tr = bd3_generate(model, L, tok.mask_id, block_length, batch_size=b, bos_id=tok.bos_id,
                                  eos_id=tok.eos_id, temperature=temperature, generator=g, **rule)
             calls += tr.calls.tolist()
+        elif objective == "udlm":
+            from .uniform import uniform_generate
+            x, tr = uniform_generate(model, L, steps or L // 2, tok.mask_id, batch_size=b,
+                                     prompt=torch.tensor([tok.bos_id]), temperature=temperature, generator=g)
+            calls += [tr.nfe] * b
+        elif remdm is not None:
+            from .remask import remdm_generate
+            x, tr = remdm_generate(model, L, steps or L // 2, tok.mask_id, batch_size=b,
+                                   prompt=torch.tensor([tok.bos_id]), temperature=temperature, generator=g, **remdm)
+            calls += [tr.nfe] * b
         elif objective == "esolm":
             from .esolm import esolm_sample
             if alpha0 is None:

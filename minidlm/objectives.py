@@ -2,7 +2,8 @@
 
 One function per objective, each readable on its own: ``mdm_loss`` (masked diffusion, lesson 06),
 ``ar_objective`` (next-token prediction, lesson 06), ``esolm_objective`` (the AR/MDM hybrid,
-lessons 09-10), and block diffusion (``blocks.bd3_loss``, lesson 14). ``compute_loss`` picks one from a ``TrainConfig``; ``evaluate`` is the validation
+lessons 09-10), block diffusion (``blocks.bd3_loss``, lesson 14) and uniform-state diffusion
+(``uniform.udlm_loss``, lesson 15). ``compute_loss`` picks one from a ``TrainConfig``; ``evaluate`` is the validation
 loss with fixed seeds. ``compute_loss`` and ``evaluate`` are re-exported by ``minidlm.train``.
 """
 from __future__ import annotations
@@ -87,6 +88,9 @@ def compute_loss(model, x0, cfg: TrainConfig, mask_id: int, generator, rows: sli
     if cfg.objective == "bd3lm":
         from .blocks import bd3_loss
         return bd3_loss(model, x0, mask_id, cfg.block_size, generator, cfg.schedule, cfg.eps, rows)
+    if cfg.objective == "udlm":
+        from .uniform import udlm_loss
+        return udlm_loss(model, x0, mask_id, generator, cfg.schedule, cfg.eps, rows)
     if cfg.objective == "esolm":
         return esolm_objective(model, x0, mask_id, generator, cfg.alpha0, cfg.variant, cfg.eps, rows)
     return mdm_loss(model, x0, mask_id, generator, cfg.schedule, cfg.eps, step, cfg.anneal_steps, rows)

@@ -44,11 +44,15 @@ class Trace:
                  step (nan where nothing was masked);
     nfe:         number of network calls (function evaluations); a classifier-free-guidance step
                  is one call on a doubled batch.
+    revises:     True for samplers that may change a token after it appeared (uniform-state
+                 diffusion and ReMDM's remasking, lesson 15); then ``reveal_step`` is the step of
+                 each position's *last* change and ``changed_at`` tells the whole story.
     """
     states: list = field(default_factory=list)
     reveal_step: torch.Tensor | None = None
     confidences: list = field(default_factory=list)
     nfe: int = 0
+    revises: bool = False
 
     @property
     def final(self) -> torch.Tensor:
@@ -58,9 +62,23 @@ class Trace:
     def steps(self) -> int:
         return len(self.states) - 1
 
+    def changed_at(self, step: int) -> torch.Tensor:
+        """(B, L) bool: the positions whose token changed at ``step`` (1-based)."""
+        return self.states[step] != self.states[step - 1]
+
+    def last_change(self, step: int) -> torch.Tensor:
+        """(B, L) int: the last step <= ``step`` at which each position changed, 0 if never."""
+        last = torch.zeros_like(self.states[0])
+        for k in range(1, step + 1):
+            last = torch.where(self.changed_at(k), torch.full_like(last, k), last)
+        return last
+
     def state_at(self, step: int) -> torch.Tensor:
         """Rebuild the state after ``step`` from the final tokens and the reveal steps alone: equal
-        to ``states[step]`` when revealed tokens never change (tested)."""
+        to ``states[step]`` when revealed tokens never change (tested). A revising trace keeps
+        every state, so it returns ``states[step]``."""
+        if self.revises:
+            return self.states[step]
         mask_id = self._mask_id
         keep = self.reveal_step <= step
         return torch.where(keep, self.final, torch.full_like(self.final, mask_id))
@@ -426,7 +444,8 @@ def ancestral(model, length: int, steps: int, mask_id: int, *, schedule="logline
 # Confidence-threshold decoding (lesson 08) lives in adaptive.py and editing (lesson 11) in
 # editing.py; both import this module, so their functions are re-exported here lazily (PEP 562),
 # which lets either module be imported first.
-_REEXPORTS = {"generate_adaptive": "adaptive", "edit": "editing", "least_confident_positions": "editing"}
+_REEXPORTS = {"generate_adaptive": "adaptive", "edit": "editing", "least_confident_positions": "editing",
+              "remdm_generate": "remask", "remasking_sigma": "remask"}
 
 
 def __getattr__(name: str):

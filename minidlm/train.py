@@ -15,6 +15,9 @@ Objectives (the model is the same; only the attention pattern and targets change
        choose the point on the AR <-> MDM spectrum and the attention variant.
   bd3lm block diffusion (``blocks.py``, lesson 14): AR over blocks of ``block_size`` tokens, MDM
        inside a block; one pass over [x_t ; x_0] (max_len = 2 * seq_len), the NELBO summed over blocks.
+  udlm uniform-state diffusion (``uniform.py``, lesson 15): tokens resampled uniformly instead of
+       masked, UDLM's continuous-time NELBO; the model keeps the tokenizer's mask_id only to
+       exclude [MASK] from the states.
 
 AR-to-diffusion adaptation (lesson 14, ``adapt.py``): ``init_from`` starts a fresh run from another
 checkpoint's weights (an AR model for an mdm run); ``anneal_steps`` anneals mdm's attention from
@@ -59,13 +62,13 @@ from .objectives import compute_loss, evaluate
 __all__ = ["TrainConfig", "train", "lr_at", "build_data", "build_model", "seconds_per_step",
            "compute_loss", "evaluate", "pick_device", "check_device"]
 
-OBJECTIVES = ("ar", "mdm", "esolm", "bd3lm")
+OBJECTIVES = ("ar", "mdm", "esolm", "bd3lm", "udlm")
 MDM_SCHEDULES = ("loglinear", "linear", "cosine")   # esolm has its own alpha0 (1 - t)
 
 
 @dataclass
 class TrainConfig:
-    objective: str = "mdm"          # "ar", "mdm", "esolm" or "bd3lm"
+    objective: str = "mdm"          # "ar", "mdm", "esolm", "bd3lm" or "udlm"
     preset: str = "nano"            # model size, see model.PRESETS
     model_overrides: dict = field(default_factory=dict)  # e.g. {"d_model": 128} on top of the preset
     data: str | None = None         # a .txt file/folder, "hf:NAME[:SPLIT[:COLUMN]]" (hub.py); None = tiny tales
@@ -138,8 +141,8 @@ class TrainConfig:
             raise ValueError(f"anneal_steps: attention annealing is for objective mdm, got {self.objective!r}")
         if not isinstance(self.model_overrides, dict):
             raise ValueError(f"model_overrides: expected a dict, got {type(self.model_overrides).__name__}")
-        if self.model_overrides.get("shift_logits") and self.objective != "mdm":
-            raise ValueError(f"shift_logits: the AR shift is for objective mdm (bidirectional, whole sequences), "
+        if self.model_overrides.get("shift_logits") and self.objective not in ("mdm", "udlm"):
+            raise ValueError(f"shift_logits: the AR shift is for objectives mdm and udlm (bidirectional, whole sequences), "
                              f"got objective {self.objective!r}")
         if self.init_from is not None:
             if not isinstance(self.init_from, (str, Path)) or not str(self.init_from):
@@ -192,7 +195,7 @@ def build_model(cfg: TrainConfig, tok) -> Model:
     # esolm's sequential term and bd3lm's training pass run [z0 ; x] / [x_t ; x_0], twice a row
     max_len = 2 * cfg.seq_len if cfg.objective in ("esolm", "bd3lm") else cfg.seq_len
     overrides = {"max_len": max_len, **cfg.model_overrides, "vocab_size": tok.vocab_size,
-                 "mask_id": tok.mask_id if cfg.objective in ("mdm", "esolm", "bd3lm") else None}
+                 "mask_id": tok.mask_id if cfg.objective in ("mdm", "esolm", "bd3lm", "udlm") else None}
     return Model(ModelConfig.preset(cfg.preset, **overrides))
 
 
