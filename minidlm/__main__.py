@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--block-size", type=COUNT, default=8,
                    help="bd3lm: tokens per block, 1 (AR) ... seq-len (MDM) (lesson 14)")
     t.add_argument("--shift-logits", action="store_true",
-                   help="mdm: keep the AR head's shift, position l predicted at l - 1 (Dream); saved in the model")
+                   help="mdm, udlm: keep the AR head's shift, position l predicted at l - 1 (Dream); saved in the model")
     t.set_defaults(func=cmd_train, parser=t)
 
     s = sub.add_parser("sample", help="sample from a checkpoint (lessons 07-08, 14-15)")

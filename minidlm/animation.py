@@ -16,7 +16,11 @@ def trace_animation_jshtml(tok, trace, row: int = 0, interval: int = 350, width_
                            max_frames: int = 80, dpi: int = 72) -> str:
     """The whole trace as a self-contained HTML/JavaScript animation (matplotlib's
     ``FuncAnimation(...).to_jshtml()``): it plays wherever HTML does, with no kernel and no widget
-    manager (nbviewer, exported HTML, CI). Same conventions as ``trace_step_html``. Returns a str."""
+    manager (nbviewer, exported HTML, CI). Same conventions as ``trace_step_html``. Returns a str.
+    A revising trace (lesson 15) is laid out frame by frame (``viz_revisions``)."""
+    if getattr(trace, "revises", False):
+        from .viz_revisions import revision_animation_jshtml
+        return revision_animation_jshtml(tok, trace, row, interval, width_chars, max_frames, dpi)
     _check_trace(trace, row)
     plt = _plt()
     from matplotlib import animation

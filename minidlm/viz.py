@@ -59,7 +59,11 @@ def render_tokens_ansi(pieces: list[str], state_is_mask: list[bool], reveal_step
 
 def trace_frames_ansi(tok, trace, row: int = 0, colour: bool = True, skip_special: bool = True) -> list[str]:
     """Every state of a trace (row ``row``) rendered with ``render_tokens_ansi``. Special tokens
-    ([BOS], [EOS] padding) are hidden by default once revealed."""
+    ([BOS], [EOS] padding) are hidden by default once revealed. A revising trace (lesson 15) is
+    drawn from each state's own tokens (``viz_revisions.revision_frames_ansi``)."""
+    if getattr(trace, "revises", False):
+        from .viz_revisions import revision_frames_ansi
+        return revision_frames_ansi(tok, trace, row, colour, skip_special)
     ids = trace.final[row].tolist()
     pieces = token_pieces(tok, ids)
     specials = _story_hidden(tok, ids)          # [BOS], and everything from the story's [EOS] on
@@ -180,8 +184,12 @@ def trace_step_html(tok, trace, step: int, row: int = 0, big: bool = False, labe
     ones revealed at exactly ``step`` underlined; tokens given from the start (the prompt) are
     dark. Special tokens and the [EOS] padding after the story's end are hidden once revealed,
     as in ``trace_frames_ansi``. A header shows the step counter (class ``mdlm-step``) and how
-    many slots are still masked. ``big`` uses classroom-sized text.
+    many slots are still masked. ``big`` uses classroom-sized text. A trace whose tokens may change
+    after they appear (``trace.revises``, lesson 15) is drawn by ``viz_revisions.revision_step_html``.
     """
+    if getattr(trace, "revises", False):
+        from .viz_revisions import revision_step_html
+        return revision_step_html(tok, trace, step, row, big, label)
     _check_trace(trace, row)
     step = _check_step(trace, step)
     total = trace.steps
@@ -371,7 +379,7 @@ from .animation import _offline_controls, trace_animation_jshtml  # noqa: E402,F
 
 # The widgets (lessons 00, 02, 07, 09) live in widgets.py; importable from here as before.
 from .widgets import (  # noqa: E402,F401
-    _in_colab, STRATEGIES, sample_trace, _widgets, DenoisingPlayer, denoising_player, ForwardSlider, forward_slider, MaskExplorer, mask_explorer,
+    _in_colab, STRATEGIES, DEFAULT_STRATEGIES, sample_trace, _widgets, DenoisingPlayer, denoising_player, ForwardSlider, forward_slider, MaskExplorer, mask_explorer,
 )
 
 # Lesson 06's training figures live in training_plots.py; importable from here.

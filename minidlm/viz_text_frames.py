@@ -73,7 +73,10 @@ def trace_frames_figure(tok, trace, steps=None, row: int = 0, width_chars: int =
     """Lesson 00: a few steps of a sampling trace, one under the other, as one still figure (what
     the denoising player shows at those steps). steps: the steps to draw (default
     ``default_frames(trace.steps)``). Each frame has a header "step k / T: n masked". Returns the
-    Figure."""
+    Figure. A revising trace (lesson 15) is drawn by ``viz_revisions.revision_frames_figure``."""
+    if getattr(trace, "revises", False):
+        from .viz_revisions import revision_frames_figure
+        return revision_frames_figure(tok, trace, steps, row, width_chars, title)
     _check_trace(trace, row)
     total = trace.steps
     steps = default_frames(total) if steps is None else [int(s) for s in steps]

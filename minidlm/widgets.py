@@ -24,15 +24,25 @@ STRATEGIES = {
     "random": "random order (LLaDA)",
     "ancestral": "ancestral (MDLM)",
     "adaptive": "adaptive: confidence >= 0.9",
+    "remdm": "remasking (ReMDM cap)",
+    "uniform": "uniform-state (UDLM)",
 }
+# the player's menu unless ``strategies=`` says otherwise: the samplers of a masked model
+# ("uniform" needs a uniform-state model: lesson 15 passes strategies=("uniform",))
+DEFAULT_STRATEGIES = ("low_confidence", "random", "ancestral", "adaptive", "remdm")
 
 
 def sample_trace(model, tok, strategy: str, steps: int, seed: int, length: int | None = None,
-                 prompt=None, temperature: float = 1.0, threshold: float = 0.9, length_first: bool = True):
+                 prompt=None, temperature: float = 1.0, threshold: float = 0.9, length_first: bool = True,
+                 eta_cap: float = 0.02):
     """Draw one story with the chosen sampler and return its Trace (what the player shows).
     length_first: the low-confidence, random and adaptive samplers spend their first call on where
-    the story ends (``length.py``; needs T >= 2 for the fixed-count ones)."""
+    the story ends (``length.py``; needs T >= 2 for the fixed-count ones). "remdm" is ReMDM's
+    "cap" schedule with ``eta_cap`` on a masked model; "uniform" is ``uniform_generate`` on a
+    uniform-state model (lesson 15); both return a trace with ``revises`` True."""
+    from .remask import remdm_generate
     from .sampling import ancestral, generate, generate_adaptive
+    from .uniform import uniform_generate
 
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -42,6 +52,10 @@ def sample_trace(model, tok, strategy: str, steps: int, seed: int, length: int |
     eos = tok.eos_id if length_first else None
     if strategy == "ancestral":
         _, tr = ancestral(model, L, steps, tok.mask_id, **common)
+    elif strategy == "remdm":
+        _, tr = remdm_generate(model, L, steps, tok.mask_id, strategy="cap", eta_cap=eta_cap, **common)
+    elif strategy == "uniform":
+        _, tr = uniform_generate(model, L, steps, tok.mask_id, **common)
     elif strategy == "adaptive":
         _, tr = generate_adaptive(model, L, tok.mask_id, threshold=threshold, eos_id=eos, **common)
     else:
@@ -58,7 +72,9 @@ def _widgets():
 class DenoisingPlayer:
     """The denoising player (lessons 00 and 07): Play + step slider over a sampled story, a
     strategy menu, a steps slider and a "New sample" button. ``.box`` is the widget to display;
-    ``denoising_player`` returns it (with the player at ``box.player``).
+    ``denoising_player`` returns it (with the player at ``box.player``). ``strategies``: the menu
+    (names of ``STRATEGIES``; default ``DEFAULT_STRATEGIES``); for a sampler that revises (lesson
+    15) the info line counts the revisions.
 
     The step is kept in two widgets linked in the browser (``jslink``), so Play runs smoothly
     without the kernel; the kernel observes both and redraws the HTML. In Colab, where a
@@ -66,17 +82,21 @@ class DenoisingPlayer:
 
     def __init__(self, model, tok, steps: int = 32, strategy: str = "low_confidence", seed: int | None = None,
                  big: bool = False, length: int | None = None, prompt=None, temperature: float = 1.0,
-                 threshold: float = 0.9, interval: int | None = None, kernel_link: bool | None = None):
+                 threshold: float = 0.9, interval: int | None = None, kernel_link: bool | None = None,
+                 strategies=DEFAULT_STRATEGIES, eta_cap: float = 0.02):
         W = _widgets()
+        strategies = (strategies,) if isinstance(strategies, str) else tuple(strategies)
+        if not strategies or any(s not in STRATEGIES for s in strategies):
+            raise ValueError(f"strategies: expected names from {', '.join(STRATEGIES)}, got {strategies!r}")
         self.model, self.tok, self.big = model, tok, big
         self.length = length or model.config.max_len
         self.prompt = torch.tensor([tok.bos_id]) if prompt is None else torch.as_tensor(prompt).reshape(-1)
         self.gen_len = self.length - self.prompt.numel()
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.gen_len:
             raise ValueError(f"steps: expected an int in [1, {self.gen_len}], got {steps!r}")
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
-        self.temperature, self.threshold = temperature, threshold
+        if strategy not in strategies:
+            raise ValueError(f"strategy: expected one of {', '.join(strategies)} (the menu), got {strategy!r}")
+        self.temperature, self.threshold, self.eta_cap = temperature, threshold, eta_cap
         self.seed = _random.randrange(2**31) if seed is None else int(seed)
         self.trace = None
         self._version = 0              # bumped by every resample
@@ -91,7 +111,7 @@ class DenoisingPlayer:
             self._link = W.link((self.play, "value"), (self.slider, "value"))
         self.play.observe(self.on_step, names="value")
         self.slider.observe(self.on_step, names="value")
-        self.strategy = W.Dropdown(options=[(v, k) for k, v in STRATEGIES.items()], value=strategy,
+        self.strategy = W.Dropdown(options=[(STRATEGIES[k], k) for k in strategies], value=strategy,
                                    description="order")
         self.strategy.observe(self.on_strategy, names="value")
         self.steps = W.IntSlider(value=steps, min=1, max=self.gen_len, description="steps T",
@@ -124,7 +144,7 @@ class DenoisingPlayer:
         self.steps.disabled = strategy == "adaptive"
         self.trace = sample_trace(self.model, self.tok, strategy, self.steps.value, self.seed,
                                   length=self.length, prompt=self.prompt, temperature=self.temperature,
-                                  threshold=self.threshold)
+                                  threshold=self.threshold, eta_cap=self.eta_cap)
         self._version += 1
         T = self.trace.steps
         for w in (self.play, self.slider):
@@ -132,7 +152,18 @@ class DenoisingPlayer:
             w.max = T
         self.show_step(0)
         self.info.value = (f'<span style="color: #57606a; font-size: 0.9em">{STRATEGIES[strategy]} &middot; '
-                           f'{T} steps &middot; {self.trace.nfe} network calls &middot; seed {self.seed}</span>')
+                           f'{T} steps &middot; {self.trace.nfe} network calls{self._revisions()} &middot; '
+                           f'seed {self.seed}</span>')
+
+    def _revisions(self) -> str:
+        """The info line's revision count for a sampler that revises (and ReMDM's remaskings), else ""."""
+        if not getattr(self.trace, "revises", False):
+            return ""
+        from .viz_revisions import count_revisions
+
+        n = count_revisions(self.trace, self.tok.mask_id)
+        out = f" &middot; {n['revised']} revision{'s' * (n['revised'] != 1)}"
+        return out + (f" ({n['remasked']} remasked)" if self.strategy.value == "remdm" else "")
 
     def on_new_sample(self, _button=None) -> None:
         self.seed += 1

@@ -51,7 +51,8 @@ def quality_of(model, tok, train_cfg: dict, samples: int, seed: int) -> list[dic
         dict(objective="bd3lm", block_length=K, steps_per_block=max(1, K // 2)),       # 2 tokens per call
         dict(objective="bd3lm", block_length=K, steps_per_block=K),                    # 1 token per call
         dict(objective="bd3lm", block_length=K, threshold=0.9),
-        dict(objective="bd3lm", block_length=K, steps_per_block=1)] if objective == "bd3lm" else [
+        dict(objective="bd3lm", block_length=K, steps_per_block=1)] if objective == "bd3lm" else \
+        [dict(objective="udlm", steps=T) for T in (4, 8, 16, 32, 63)] if objective == "udlm" else [
         dict(objective="mdm", steps=16, remasking="low_confidence"),
         dict(objective="mdm", steps=32, remasking="low_confidence"),
         dict(objective="mdm", steps=63, remasking="low_confidence"),
@@ -150,7 +151,7 @@ def main():
         "wall_time_s": wall_time(log), "note": a.note,
         "machine": machine(), "params": model.num_params(),
         "val_loss_at_training": train_state.get("val_loss"),
-        "val_loss": val, "val_loss_note": "nats/token on the tiny-tales validation split; a NELBO bound for mdm and bd3lm; "
+        "val_loss": val, "val_loss_note": "nats/token on the tiny-tales validation split; a NELBO bound for mdm, bd3lm and udlm; "
                                           "computed with minidlm.train.evaluate on the shipped bf16 weights",
         **floor_gap(val), "config": model.config.to_dict(), "train_config": train_cfg,
     }

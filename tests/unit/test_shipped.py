@@ -13,7 +13,7 @@ from minidlm.tokenizer import load_tokenizer
 from minidlm.train import TrainConfig, evaluate
 
 CKPTS = DATA_DIR / "checkpoints"
-NAMES = ["tales-mdm-nano", "tales-ar-nano", "tales-esolm-nano", "tales-bd3lm-nano"]
+NAMES = ["tales-mdm-nano", "tales-ar-nano", "tales-esolm-nano", "tales-bd3lm-nano", "tales-udlm-nano"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -30,7 +30,7 @@ def test_checkpoint_reproduces_its_card(name):
     _, val = tales_blocks(tok, L=cfg.seq_len, seed=0)
     val_loss = evaluate(model, val, cfg, tok.mask_id, torch.device("cpu"), nullcontext())
     assert val_loss == pytest.approx(card["val_loss"], rel=0.02)
-    assert (model.config.mask_id is not None) == (card["objective"] in ("mdm", "esolm", "bd3lm"))
+    assert (model.config.mask_id is not None) == (card["objective"] in ("mdm", "esolm", "bd3lm", "udlm"))
     for k in ("command", "steps", "wall_time_s", "machine"):
         assert card[k], k
 
@@ -66,3 +66,20 @@ def test_bd3lm_samples_variable_length_stories_from_the_command_line():
     bad = subprocess.run([sys.executable, "-m", "minidlm", "sample", "--ckpt", ckpt, "--strategy", "esolm"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "BD3-LM" in bad.stderr and "--strategy bd3lm" in bad.stderr
+
+
+def test_udlm_samples_from_the_command_line():
+    """The shipped uniform-state model through `sample --strategy uniform`: one call per step, stories
+    without [MASK] that keep the prompt; the masked strategies are refused for it."""
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    ckpt = str(CKPTS / "tales-udlm-nano")
+    ok = subprocess.run([sys.executable, "-m", "minidlm", "sample", "--ckpt", ckpt, "--strategy", "uniform",
+                         "--steps", "8", "--n", "3", "--seed", "0", "--prompt", "Once upon a time"],
+                        capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(l.startswith("Once upon a time") and "[MASK]" not in l for l in lines)
+    assert "8 network calls" in ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "minidlm", "sample", "--ckpt", ckpt, "--strategy", "low_confidence"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "uniform-state" in bad.stderr and "--strategy uniform" in bad.stderr
