@@ -57,8 +57,10 @@ def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: in
     the block that ends the story; its calls are the calls each row needed.
     A uniform-state model (``objective="udlm"``, lesson 15) runs ``uniform.uniform_generate`` with
     ``steps`` calls (default L / 2). ``remdm`` (MDM, lesson 15): the keyword arguments of
-    ``remask.remdm_generate`` (strategy, eta_cap, ...): ReMDM remasking with ``steps`` steps; its
-    calls are the network calls the batch made (a step that changed nothing reuses the last)."""
+    ``remask.remdm_generate`` (strategy, eta_cap, ...): ReMDM remasking with ``steps`` steps; a row's
+    calls are those it would need sampled alone: the first step and every step after one that
+    changed it (a step that changed nothing reuses the last output; with eta_cap = 0, MDLM's
+    ancestral sampler, that caps the calls near the length however many steps)."""
     L = model.config.max_len // 2 if objective in ("esolm", "bd3lm") else model.config.max_len
     texts, calls = [], []
     g = torch.Generator().manual_seed(seed)
@@ -83,7 +85,10 @@ def sample_stories(model, tok, n: int = 64, *, objective: str = "mdm", steps: in
             from .remask import remdm_generate
             x, tr = remdm_generate(model, L, steps or L // 2, tok.mask_id, batch_size=b,
                                    prompt=torch.tensor([tok.bos_id]), temperature=temperature, generator=g, **remdm)
-            calls += [tr.nfe] * b
+            # a row alone needs a call at step 1 and after every step that changed it
+            changed = torch.stack([tr.changed_at(k).any(1) for k in range(1, tr.steps)]) if tr.steps > 1 \
+                else torch.zeros(0, b, dtype=torch.bool)                       # (T - 1, b)
+            calls += (1 + changed.sum(0)).tolist()
         elif objective == "esolm":
             from .esolm import esolm_sample
             if alpha0 is None:

@@ -8,6 +8,11 @@ from .viz import TEXT_DARK, _plt, _story_hidden, token_pieces
 REPLACED_RED = "#d1242f"    # a token the uniform process replaced
 
 
+def _printable(pieces: list[str]) -> list[str]:
+    """A random draw can be a byte-fallback token with no glyph in the font: show it as a dot."""
+    return ["".join(ch if ch.isprintable() else "·" for ch in p) for p in pieces]
+
+
 def corruption_rows_figure(tok, x0, rows_masked, rows_uniform, labels=None, width_chars: int = 44):
     """Lesson 15: one story corrupted two ways at a few t, one row per t: masking (left; masked
     slots grey boxes as wide as the hidden word) and uniform noise (right; a replaced token in red,
@@ -31,12 +36,12 @@ def corruption_rows_figure(tok, x0, rows_masked, rows_uniform, labels=None, widt
     if len(labels) != n:
         raise ValueError(f"labels: expected {n} labels, got {len(labels)}")
     shown = [not h for h in _story_hidden(tok, x0.tolist())]
-    x0_pieces = token_pieces(tok, x0)
+    x0_pieces = _printable(token_pieces(tok, x0))
     cells = []                                              # per row: (masked cell, uniform cell)
     for xm, xu in zip(rows_masked, rows_uniform):
         slots_m, lines_m = _layout(x0_pieces, shown, width_chars)
         looks_m = [None if int(xm[k]) == tok.mask_id else (TEXT_DARK, False) for k, _, _, _ in slots_m]
-        slots_u, lines_u = _layout(token_pieces(tok, xu), shown, width_chars)
+        slots_u, lines_u = _layout(_printable(token_pieces(tok, xu)), shown, width_chars)
         looks_u = [(REPLACED_RED, True) if int(xu[k]) != int(x0[k]) else (TEXT_DARK, False) for k, _, _, _ in slots_u]
         cells.append(((slots_m, looks_m, lines_m, int((xm[torch.tensor(shown)] == tok.mask_id).sum())),
                       (slots_u, looks_u, lines_u, int((xu != x0)[torch.tensor(shown)].sum()))))
