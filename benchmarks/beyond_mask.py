@@ -130,8 +130,9 @@ def part_uniform(udlm_dir: str, udlm_tag: str | None, mdm_dir: str, n: int, quic
         rows.append(measure(mdm, tok, rel(mdm_dir), "MDM ancestral", "mdm_ancestral", n, T, remdm=ANCESTRAL))
     return {"rows": rows, "n": n, "seed": 0, "L": L, "udlm": rel(udlm_dir), "udlm_tag": udlm_tag, "mdm": rel(mdm_dir),
             "val_nelbo": {"udlm": _val_nelbo(udlm_dir, u_info), "mdm": _val_nelbo(mdm_dir, m_info)},
-            "calls": "UDLM and MDM ancestral: one network call per step; low-confidence: the step of a story's "
-                     "last commit, at min(T, 63) steps (63 tokens after [BOS])"}
+            "calls": "UDLM: one network call per step (every step may change every token); MDM ancestral: the "
+                     "calls a story needs sampled alone (at most one per step); low-confidence: the step of a "
+                     "story's last commit, at min(T, 63) steps (63 tokens after [BOS])"}
 
 
 # ----------------------------------------------------------------------------- verdicts

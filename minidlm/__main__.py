@@ -1,8 +1,8 @@
-"""The command line (README): ``python -m minidlm demo | train | sample``.
+"""The command line (README): ``python -m minidlm demo | train | sample | export``.
 
 ``demo`` loads the shipped masked diffusion model and animates a story unmasking in the
 terminal; ``train`` trains a model (one process, or N under ``torchrun``); ``sample`` draws
-samples from a checkpoint.
+samples from a checkpoint; ``export`` writes a checkpoint in the Hugging Face Hub layout (appendix A1).
 
 A mistake on the command line is answered with one line, ``error: --option: what was expected``,
 and exit status 2; never a Python traceback (``main`` turns minidlm's ValueErrors into that line).
@@ -73,16 +73,27 @@ def _as_option(message: str, parser) -> str:
 
 
 def _checkpoint_folder(path: str, option: str = "--ckpt") -> Path:
-    """A folder holding a minidlm checkpoint and its tokenizer.json, or a ValueError naming ``option``."""
+    """A folder holding a minidlm checkpoint and its tokenizer.json, or a ValueError naming ``option``.
+
+    A folder in the Hub layout (``python -m minidlm export``) or a Hub id ``owner/name`` (from the Hub cache;
+    offline without a cached copy: a one-line error) is accepted too; for an id the cache's folder is returned."""
     from .checkpoint import _tags_in
+    from .checkpoint_read import _is_hub_source
 
     p = Path(path).expanduser()
-    if not p.exists():
+    if not p.exists() and _is_hub_source(path):
+        from .hub_format import snapshot_folder
+        try:
+            p = snapshot_folder(path)
+        except (ValueError, FileNotFoundError) as e:
+            raise ValueError(f"{option}: {str(e).removeprefix('folder_or_id: ')}") from None
+    elif not p.exists():
         raise ValueError(f"{option}: no such folder: {path}")
     if not p.is_dir():
         raise ValueError(f"{option}: expected a checkpoint folder, but {path} is a file")
-    if not _tags_in(p):
-        raise ValueError(f"{option}: {path} holds no minidlm checkpoint (a NAME.json beside NAME-*.safetensors)")
+    if not _tags_in(p) and not _is_hub_source(p):
+        raise ValueError(f"{option}: {path} holds no minidlm checkpoint (a NAME.json beside NAME-*.safetensors) "
+                         f"and no Hub-layout model (config.json + model.safetensors)")
     if not (p / "tokenizer.json").is_file():
         raise ValueError(f"{option}: {path} has no tokenizer.json beside its checkpoint")
     return p
@@ -239,6 +250,17 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """A checkpoint folder -> the Hugging Face Hub layout (appendix A1)."""
+    from .hub_format import export_checkpoint
+
+    out = export_checkpoint(args.ckpt, args.out, tag=args.tag, overwrite=args.overwrite)
+    print(out)
+    print(f"[exported {args.ckpt} to {out} (config.json, model.safetensors, tokenizer.json, README.md); try "
+          f"python -m minidlm sample --ckpt {out}; upload it with: hf upload OWNER/NAME {out}]", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="python -m minidlm", description="minidlm: learn diffusion language models by building one")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -324,12 +346,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--alpha0", type=FRACTION, default=None, help="esolm: diffusion share (default: as trained)")
     s.add_argument("--seed", type=int, default=None)
     s.set_defaults(func=cmd_sample, parser=s)
+
+    e = sub.add_parser("export", help="write a checkpoint in the Hugging Face Hub layout (appendix A1)")
+    e.add_argument("--ckpt", required=True, help="checkpoint folder, e.g. data/checkpoints/tales-mdm-nano")
+    e.add_argument("--out", required=True, help="the new folder, e.g. hub/tales-mdm-nano")
+    e.add_argument("--tag", default=None, help="which checkpoint of the folder (default: last, or its only one)")
+    e.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
+    e.set_defaults(func=cmd_export, parser=e)
     return ap
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if not (args.command == "train" and (args.data or "").startswith("hf:")):
+    hub_id = (args.command in ("demo", "sample") and bool(args.ckpt) and not Path(args.ckpt).expanduser().exists()
+              and re.fullmatch(r"[\w.-]+/[\w.-]+", args.ckpt) is not None)  # owner/name: the Hub, or its cache
+    if not (args.command == "train" and (args.data or "").startswith("hf:")) and not hub_id:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")        # only hub data needs the network
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     if args.command in ("demo", "sample") and "OMP_NUM_THREADS" not in os.environ:

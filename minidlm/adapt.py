@@ -52,20 +52,30 @@ def init_from_checkpoint(model: torch.nn.Module, init_from, tok=None) -> dict:
     from .checkpoint import load_checkpoint, _tags_in
     from .model import ModelConfig
 
+    from .checkpoint_read import _is_hub_source
+
     path = Path(init_from)
-    if not path.exists():
-        raise ValueError(f"init_from: no checkpoint at {path}")
-    tag = "last"
-    if path.is_dir() and not (path / "last.json").is_file():
-        tags = _tags_in(path)
-        if len(tags) != 1:
-            raise ValueError(f"init_from: expected a run folder with last.json or a folder with one checkpoint, "
-                             f"found tags {tags} in {path}")
-        tag = tags[0]
-    try:
-        ck = load_checkpoint(path, tag=tag, map_location="cpu")
-    except (ValueError, FileNotFoundError) as e:
-        raise ValueError(f"init_from: cannot load {path}: {e}") from None
+    if _is_hub_source(init_from):                                   # a Hub-layout folder or id (appendix A1)
+        from .hub_format import load_pretrained
+        try:
+            m, info = load_pretrained(init_from)
+        except (ValueError, FileNotFoundError) as e:
+            raise ValueError(f"init_from: cannot load {init_from}: {e}") from None
+        ck, path = {"model_config": info["model_config"], "state_dict": m.state_dict()}, Path(info["folder"])
+    else:
+        if not path.exists():
+            raise ValueError(f"init_from: no checkpoint at {path}")
+        tag = "last"
+        if path.is_dir() and not (path / "last.json").is_file():
+            tags = _tags_in(path)
+            if len(tags) != 1:
+                raise ValueError(f"init_from: expected a run folder with last.json or a folder with one checkpoint, "
+                                 f"found tags {tags} in {path}")
+            tag = tags[0]
+        try:
+            ck = load_checkpoint(path, tag=tag, map_location="cpu")
+        except (ValueError, FileNotFoundError) as e:
+            raise ValueError(f"init_from: cannot load {path}: {e}") from None
     src = ModelConfig.from_dict(ck["model_config"]).to_dict()
     dst = model.config.to_dict()
     diff = {k: (src[k], dst[k]) for k in ARCH_FIELDS if src[k] != dst[k]}

@@ -230,12 +230,36 @@ def _build_model(ckpt: dict, map_location):
     return model.to(map_location).eval()
 
 
+def _is_hub_source(path_dir) -> bool:
+    """A Hub-layout folder holding no minidlm checkpoint, or a string ``owner/name`` that is no local path."""
+    if not isinstance(path_dir, (str, os.PathLike)):
+        return False
+    p = Path(path_dir)
+    if p.is_dir():
+        return (p / "config.json").is_file() and (p / "model.safetensors").is_file() and not _tags_in(p)
+    if p.exists():
+        return False
+    try:
+        from .hub_format import looks_like_hub_id
+    except ImportError:                                     # no huggingface_hub: the plain "no checkpoint" error
+        return False
+    return looks_like_hub_id(os.fspath(path_dir))
+
+
 def load_model(path_dir, tag: str | None = None, map_location="cpu"):
     """Build ``Model(ModelConfig.from_dict(...))`` and load its weights strictly.
 
     tag None: "last" if the folder has it, else the folder's only tag (e.g. "model" in a
     shipped ``data/checkpoints/NAME/``). Returns (model, info) where info is
-    load_checkpoint's dict without ``state_dict``. The model is in eval mode on ``map_location``."""
+    load_checkpoint's dict without ``state_dict``. The model is in eval mode on ``map_location``.
+
+    A folder in the Hugging Face Hub layout (config.json + model.safetensors, no minidlm checkpoint) or a
+    Hub id ``owner/name`` that is not a local path loads through ``hub_format.load_pretrained`` (appendix A1)."""
+    if _is_hub_source(path_dir):
+        if tag is not None:
+            raise ValueError(f"tag: a Hub-layout model ({path_dir}) has no tags; pass tag=None")
+        from .hub_format import load_pretrained
+        return load_pretrained(path_dir, map_location=map_location)
     if tag is None:
         tag = "last"
         p = Path(path_dir)

@@ -377,10 +377,17 @@ def figure_png(fig, dpi: int = 90, close: bool = True) -> bytes:
 from .animation import _offline_controls, trace_animation_jshtml  # noqa: E402,F401
 
 
-# The widgets (lessons 00, 02, 07, 09) live in widgets.py; importable from here as before.
-from .widgets import (  # noqa: E402,F401
-    _in_colab, STRATEGIES, DEFAULT_STRATEGIES, sample_trace, _widgets, DenoisingPlayer, denoising_player, ForwardSlider, forward_slider, MaskExplorer, mask_explorer,
-)
+# The widgets (lessons 00, 02, 07, 09) live in widgets.py; importable from here as before, lazily, because
+# widgets.py imports the renderers above (so `import minidlm.widgets` first works too).
+_WIDGET_NAMES = ("_in_colab", "STRATEGIES", "DEFAULT_STRATEGIES", "sample_trace", "_widgets", "DenoisingPlayer",
+                 "denoising_player", "ForwardSlider", "forward_slider", "MaskExplorer", "mask_explorer")
+
+
+def __getattr__(name: str):
+    if name in _WIDGET_NAMES:
+        from . import widgets
+        return getattr(widgets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # Lesson 06's training figures live in training_plots.py; importable from here.
 from .training_plots import training_curves, valid_vs_seconds  # noqa: E402,F401

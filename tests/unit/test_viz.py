@@ -263,3 +263,18 @@ def test_training_figures_hold_the_data():
     assert list(axes[0].get_lines()[0].get_ydata()) == [25.0, 50.0]
     assert list(axes[1].get_lines()[0].get_xdata()) == [10.0, 20.0]
     plt.close("all")
+
+
+def test_widgets_import_first_and_viz_reexports_them():
+    """`import minidlm.widgets` in a fresh interpreter (before minidlm.viz) must not hit the circular import;
+    minidlm.viz still hands out the same player objects."""
+    import subprocess
+    import sys
+    code = ("import minidlm.widgets as w; import minidlm.viz as v; "
+            "assert v.denoising_player is w.denoising_player and v.STRATEGIES is w.STRATEGIES; "
+            "from minidlm.viz import mask_explorer; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    import minidlm.viz as v
+    with pytest.raises(AttributeError, match="no_such_widget"):
+        v.no_such_widget
