@@ -348,3 +348,33 @@ def test_transformers_is_imported_lazily(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)                # as if not installed
     with pytest.raises(ImportError, match=r"\.\[hub\]"):
         from_pretrained("bert-base-uncased", device="cpu")
+
+
+# ---------------------------------------------------------------- the tiny stand-ins (adapters_tiny.py)
+@pytest.mark.parametrize("kind", ["bert", "roberta", "modernbert"])
+def test_tiny_random_masked_lm_is_a_reproducible_offline_stand_in(kind, tmp_path):
+    from minidlm.adapters_tiny import tiny_random_masked_lm
+
+    before = torch.random.get_rng_state()
+    den, tok = tiny_random_masked_lm(kind, seed=1, max_len=40)
+    assert torch.equal(torch.random.get_rng_state(), before)                # the global RNG is left alone
+    assert isinstance(den, HFDenoiser) and isinstance(tok, HFTokenizer) and den.config.max_len == 40
+    text = "Once upon a time, Zoe xylophoned!"                               # words the vocabulary lacks
+    ids = tok.encode(text, add_special=True)
+    assert tok.unk_id not in ids and ids[0] == tok.bos_id and ids[-1] == tok.eos_id
+    want = text.lower() if kind != "roberta" else text                       # the BERT tokenizer lowercases
+    assert tok.decode(ids, skip_special=True).replace(" ,", ",").replace(" !", "!") == want
+    x = torch.tensor([ids[:-1] + [tok.mask_id] * (40 - len(ids) + 1)])       # (1, 40): the longest row
+    assert den(x).shape == (1, 40, den.config.vocab_size)
+    with pytest.raises(ValueError, match="length"):
+        den(torch.cat([x, x[:, :1]], 1))
+    again, _ = tiny_random_masked_lm(kind, seed=1, max_len=40)
+    other, _ = tiny_random_masked_lm(kind, seed=2, max_len=40)
+    assert torch.equal(again(x), den(x)) and not torch.equal(other(x), den(x))
+    den.model.save_pretrained(tmp_path)                                      # the real-checkpoint path
+    tok.hf.save_pretrained(tmp_path)
+    loaded, tok2 = from_pretrained(tmp_path, device="cpu")
+    assert loaded.config == den.config and tok2.encode(text) == tok.encode(text)
+    assert torch.equal(loaded(x), den(x))
+    with pytest.raises(ValueError, match="^kind"):
+        tiny_random_masked_lm("gpt2")
