@@ -23,7 +23,6 @@ def trace_animation_jshtml(tok, trace, row: int = 0, interval: int = 350, width_
         return revision_animation_jshtml(tok, trace, row, interval, width_chars, max_frames, dpi)
     _check_trace(trace, row)
     plt = _plt()
-    from matplotlib import animation
     from matplotlib.patches import Rectangle
 
     total = trace.steps
@@ -74,6 +73,13 @@ def trace_animation_jshtml(tok, trace, row: int = 0, interval: int = 350, width_
         head.set_text(f"step {step} / {total}  ·  {n_masked} masked")
         return texts + boxes + [head]
 
+    return animation_html(fig, draw, frames, interval)
+
+
+def animation_html(fig, draw, frames, interval: int) -> str:
+    """``FuncAnimation(fig, draw, frames)`` as self-contained HTML (played once, offline controls); closes fig."""
+    from matplotlib import animation
+    plt = _plt()
     anim = animation.FuncAnimation(fig, draw, frames=frames, interval=interval, blit=False)
     try:
         out = anim.to_jshtml(default_mode="once")

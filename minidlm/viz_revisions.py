@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from .viz_corruption import corruption_rows_figure  # noqa: F401  (re-exported: lesson 15 calls it from here)
-from .viz import (_CARD, MASK_GREY, TEXT_DARK, _check_step, _check_trace, _plt, _span_mask, _story_hidden,
+from .viz import (_CARD, MASK_GREY, TEXT_DARK, _check_step, _check_trace, _plt, _span_mask,
                   render_tokens_ansi, reveal_css, reveal_rgb, token_pieces)
 
 REVISED_RED = "#d1242f"    # a revised token's outline; a replaced token in the corruption figure
@@ -276,9 +276,7 @@ def revision_animation_jshtml(tok, trace, row: int = 0, interval: int = 350, wid
                               max_frames: int = 80, dpi: int = 72) -> str:
     """A revising trace as the offline animation (``animation.trace_animation_jshtml``'s twin):
     every frame is laid out from its own tokens, so a word may change length as it is revised."""
-    from matplotlib import animation
-
-    from .animation import _offline_controls
+    from .animation import animation_html
 
     _check_trace(trace, row)
     plt = _plt()
@@ -309,12 +307,7 @@ def revision_animation_jshtml(tok, trace, row: int = 0, interval: int = 350, wid
         head.set_text(_frame_header(ev, step, total, tok.mask_id).replace(":", "  ·", 1))
         return drawn + [head]
 
-    anim = animation.FuncAnimation(fig, draw, frames=frames, interval=interval, blit=False)
-    try:
-        out = anim.to_jshtml(default_mode="once")
-    finally:
-        plt.close(fig)
-    return _offline_controls(out)
+    return animation_html(fig, draw, frames, interval)
 
 
 # ----------------------------------------------------------------------------- lesson 15's figures

@@ -1,10 +1,8 @@
 """benchmarks/beyond_mask.py (lesson 15): a quick run writes both parts and their commands, the rows
 are the counts and scores of the samples drawn, the verdicts follow the numbers, and the claims
 report reads them."""
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -19,23 +17,12 @@ from minidlm.model import Model, ModelConfig
 from minidlm.tokenizer import load_tokenizer
 from minidlm.viz_beyond import beyond_mask_figure, draw_quality
 
+from benchmark_loader import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKENIZER = ROOT / "data" / "checkpoints" / "tales-mdm-nano" / "tokenizer.json"
 
-
-def _load(name):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod                                   # dataclasses look their module up there
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.pop(0)
-    return mod
-
-
-bm, report = _load("beyond_mask"), _load("report")
+bm, report = load_benchmark("beyond_mask"), load_benchmark("report")
 
 
 def _tiny(folder: Path, seed: int) -> Path:

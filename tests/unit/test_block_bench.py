@@ -1,30 +1,17 @@
 """benchmarks/block_diffusion.py and data_constrained.py (lesson 14): quick runs write every part, the
 counts they report are the counts made, and the claims report reads them."""
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from benchmark_loader import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_BD3 = ROOT / "data" / "checkpoints" / "tales-bd3lm-nano"
 
-
-def _load(name):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod                                   # dataclasses look their module up there
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.pop(0)
-    return mod
-
-
-bd, dc, report = _load("block_diffusion"), _load("data_constrained"), _load("report")
+bd, dc, report = load_benchmark("block_diffusion"), load_benchmark("data_constrained"), load_benchmark("report")
 
 
 @pytest.fixture(scope="module")
